@@ -1,0 +1,262 @@
+//! The exported `extern "C"` functions, one file per group, and the one
+//! boundary every one of them goes through.
+//!
+//! [`boundary`] runs the inner operation with panics contained, then reports
+//! the outcome the way C expects: the value on success (marking the descriptor
+//! in use for the double-close rule), or `-1` with `errno`, a recorded
+//! [`Failure`] for `ss_last_error`, and the trace line when tracing is on.
+
+use core::ffi::c_int;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use libc::ssize_t;
+
+use crate::call::{Call, Context, Failure};
+use crate::error::{self, Errno};
+use crate::socket::Fd;
+use crate::{fdtable, trace};
+
+pub mod diagnostics;
+pub mod io;
+pub mod lifecycle;
+pub mod options;
+
+pub use diagnostics::*;
+pub use io::*;
+pub use lifecycle::*;
+pub use options::*;
+
+/// The note a contained panic leaves in `ss_last_error`.
+pub const INTERNAL_ERROR: &str = "internal error: safesock caught a panic inside the library and returned EIO; please report this with the trace (SAFESOCK_TRACE=1)";
+
+/// A C return type in which `-1` means failure.
+pub trait CReturn: Copy {
+    /// The failure value, `-1`.
+    const FAILED: Self;
+    /// The value for a trace line.
+    fn to_i64(self) -> i64;
+}
+
+impl CReturn for c_int {
+    const FAILED: Self = -1;
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+impl CReturn for ssize_t {
+    const FAILED: Self = -1;
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+/// An inner-layer value as C receives it.
+pub trait IntoC<R> {
+    /// Converts to the C return value.
+    fn into_c(self) -> R;
+}
+
+impl IntoC<c_int> for () {
+    #[inline(always)]
+    fn into_c(self) -> c_int {
+        0
+    }
+}
+
+impl IntoC<c_int> for c_int {
+    #[inline(always)]
+    fn into_c(self) -> c_int {
+        self
+    }
+}
+
+impl IntoC<c_int> for Fd {
+    #[inline(always)]
+    fn into_c(self) -> c_int {
+        self.0
+    }
+}
+
+impl IntoC<ssize_t> for usize {
+    #[inline(always)]
+    fn into_c(self) -> ssize_t {
+        // The kernel never moves more than SSIZE_MAX bytes in one call.
+        self as ssize_t
+    }
+}
+
+/// Why an inner operation failed: the errno and, for helpers, an explanation.
+#[derive(Clone, Copy)]
+pub struct Reported {
+    /// The errno to set.
+    pub errno: Errno,
+    /// What the message adds.
+    pub context: Context,
+}
+
+impl From<Errno> for Reported {
+    #[inline(always)]
+    fn from(errno: Errno) -> Self {
+        Reported {
+            errno,
+            context: Context::None,
+        }
+    }
+}
+
+/// Runs `body` for an exported function and reports its outcome to C.
+///
+/// `used_fd` is the descriptor a success marks as in use (`-1` for none);
+/// `describe` builds the [`Call`] only when a message or trace line needs it.
+#[inline(always)]
+pub fn boundary<T, R, E>(
+    used_fd: c_int,
+    body: impl FnOnce() -> Result<T, E>,
+    describe: impl FnOnce() -> Call,
+) -> R
+where
+    T: IntoC<R>,
+    R: CReturn,
+    E: Into<Reported>,
+{
+    match catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(test)]
+        test_hooks::maybe_panic();
+        body()
+    })) {
+        Ok(Ok(value)) => {
+            let value = value.into_c();
+            fdtable::mark_used(used_fd);
+            if trace::enabled() {
+                trace_success(describe(), value.to_i64());
+            }
+            value
+        }
+        Ok(Err(why)) => {
+            failed(describe(), why.into());
+            R::FAILED
+        }
+        Err(_) => {
+            failed(
+                describe(),
+                Reported {
+                    errno: Errno(libc::EIO),
+                    context: Context::Note(INTERNAL_ERROR),
+                },
+            );
+            R::FAILED
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn trace_success(mut call: Call, value: i64) {
+    if let Some(a) = call.detail.addr_mut() {
+        a.capture(None);
+    }
+    trace::line(&call, Ok(value));
+}
+
+#[cold]
+#[inline(never)]
+fn failed(mut call: Call, why: Reported) {
+    if let Some(a) = call.detail.addr_mut() {
+        a.capture(Some(why.errno));
+    }
+    let context = match why.context {
+        Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(call.fd) => {
+            Context::ClosedBySafesock
+        }
+        other => other,
+    };
+    error::record(Failure {
+        call,
+        errno: why.errno,
+        context,
+    });
+    if trace::enabled() {
+        trace::line(&call, Err(why.errno));
+    }
+    why.errno.set();
+}
+
+/// Runs `body` for an exported function that cannot fail (pointers to static
+/// text, `void`), returning `fallback` if it panics.
+#[inline(always)]
+pub fn contained<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Test-only fault injection: makes the next boundary on this thread panic.
+#[cfg(test)]
+pub mod test_hooks {
+    use core::cell::Cell;
+
+    thread_local! {
+        static PANIC_NEXT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Arms a panic in the next exported call on this thread.
+    pub fn panic_next_call() {
+        PANIC_NEXT.with(|p| p.set(true));
+    }
+
+    pub(super) fn maybe_panic() {
+        if PANIC_NEXT.with(|p| p.replace(false)) {
+            panic!("injected by test_hooks::panic_next_call");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ffi::CStr;
+
+    fn last_error() -> String {
+        // SAFETY: ss_last_error returns a valid NUL-terminated string.
+        unsafe { CStr::from_ptr(ss_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn injected_panic_returns_eio_with_internal_error_message() {
+        test_hooks::panic_next_call();
+        let r = ss_listen(3, 5);
+        assert_eq!(r, -1);
+        assert_eq!(Errno::last(), Errno(libc::EIO));
+        let m = last_error();
+        assert!(m.starts_with("internal error:"), "{m}");
+        assert!(m.contains("ss_listen(fd 3, backlog 5)"), "{m}");
+
+        test_hooks::panic_next_call();
+        // SAFETY: a NULL buffer with zero length.
+        let r = unsafe { ss_read(0, core::ptr::null_mut(), 0) };
+        assert_eq!(r, -1);
+        assert_eq!(Errno::last(), Errno(libc::EIO));
+    }
+
+    #[test]
+    fn success_leaves_errno_and_last_error_alone() {
+        assert_eq!(ss_listen(-1, 1), -1);
+        let before = last_error();
+        Errno(1234).set();
+        let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        assert_eq!(Errno::last(), Errno(1234));
+        assert_eq!(last_error(), before);
+        assert_eq!(ss_close(fd), 0);
+    }
+
+    #[test]
+    fn clear_error_empties_message() {
+        assert_eq!(ss_listen(-1, 1), -1);
+        assert!(!last_error().is_empty());
+        ss_clear_error();
+        assert_eq!(last_error(), "");
+    }
+}

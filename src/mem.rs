@@ -1,0 +1,404 @@
+//! Caller memory as the C caller passed it.
+//!
+//! These types carry a pointer and a length to the kernel without reading
+//! them: a NULL, short or wild pointer gets the kernel's `EFAULT`, exactly as
+//! with libc, and never a fault inside safesock. No Rust reference or slice is
+//! made from them until a system call has succeeded with them, which proves
+//! the memory is mapped; the `*_after_success` readers are the only places
+//! that dereference, and each says why that holds.
+
+use core::ffi::{c_int, c_void};
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+
+use libc::{iovec, msghdr, sockaddr, socklen_t};
+
+/// Memory the kernel reads (`write`, `send`, `setsockopt` ...).
+#[derive(Clone, Copy)]
+pub struct UserIn<'a> {
+    pub(crate) ptr: *const c_void,
+    pub(crate) len: usize,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+/// Memory the kernel writes, possibly uninitialised (`read`, `recv` ...).
+pub struct UserOut<'a> {
+    pub(crate) ptr: *mut c_void,
+    pub(crate) len: usize,
+    _borrow: PhantomData<&'a mut [MaybeUninit<u8>]>,
+}
+
+/// An address the kernel reads (`bind`, `connect`, `sendto`).
+#[derive(Clone, Copy)]
+pub struct UserAddr<'a> {
+    pub(crate) ptr: *const sockaddr,
+    pub(crate) len: socklen_t,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+/// An address buffer and its in/out length the kernel fills (`accept`,
+/// `getsockname`, `recvfrom` ...); both pointers may be NULL where libc allows.
+pub struct UserAddrOut<'a> {
+    pub(crate) ptr: *mut sockaddr,
+    pub(crate) len: *mut socklen_t,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+/// An option value and its in/out length the kernel fills (`getsockopt`).
+pub struct UserOptOut<'a> {
+    pub(crate) ptr: *mut c_void,
+    pub(crate) len: *mut socklen_t,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+/// An array of `iovec` the kernel reads (`readv`, `writev`).
+#[derive(Clone, Copy)]
+pub struct UserIov<'a> {
+    pub(crate) ptr: *const iovec,
+    pub(crate) count: c_int,
+    _borrow: PhantomData<&'a [iovec]>,
+}
+
+/// A message header the kernel reads (`sendmsg`).
+#[derive(Clone, Copy)]
+pub struct UserMsg<'a> {
+    pub(crate) ptr: *const msghdr,
+    _borrow: PhantomData<&'a msghdr>,
+}
+
+/// A message header the kernel reads and updates (`recvmsg`).
+pub struct UserMsgMut<'a> {
+    pub(crate) ptr: *mut msghdr,
+    _borrow: PhantomData<&'a mut msghdr>,
+}
+
+/// The two-descriptor array `socketpair` fills.
+pub struct UserPair<'a> {
+    pub(crate) ptr: *mut c_int,
+    _borrow: PhantomData<&'a mut [c_int; 2]>,
+}
+
+impl<'a> UserIn<'a> {
+    /// Memory Rust owns.
+    pub fn from_slice(bytes: &'a [u8]) -> Self {
+        UserIn {
+            ptr: bytes.as_ptr().cast(),
+            len: bytes.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer and length exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// No Rust reference may alias the memory mutably while the value lives;
+    /// the pointer itself may be NULL, dangling or unmapped (the kernel checks it).
+    pub unsafe fn from_c(ptr: *const c_void, len: usize) -> Self {
+        UserIn {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The length passed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the length is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> UserOut<'a> {
+    /// Memory Rust owns, possibly uninitialised.
+    pub fn from_uninit(bytes: &'a mut [MaybeUninit<u8>]) -> Self {
+        UserOut {
+            ptr: bytes.as_mut_ptr().cast(),
+            len: bytes.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Initialised memory Rust owns.
+    pub fn from_slice(bytes: &'a mut [u8]) -> Self {
+        UserOut {
+            ptr: bytes.as_mut_ptr().cast(),
+            len: bytes.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer and length exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// No Rust reference may alias the memory while the value lives; the
+    /// pointer itself may be NULL, dangling or unmapped (the kernel checks it).
+    pub unsafe fn from_c(ptr: *mut c_void, len: usize) -> Self {
+        UserOut {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The length passed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the length is zero.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> UserAddr<'a> {
+    /// An address Rust owns.
+    pub fn from_sockaddr(addr: &'a socket2::SockAddr) -> Self {
+        UserAddr {
+            ptr: addr.as_ptr().cast(),
+            len: addr.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// No address (NULL, 0): `sendto` on a connected socket.
+    pub fn none() -> Self {
+        UserAddr {
+            ptr: core::ptr::null(),
+            len: 0,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer and length exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserIn::from_c`].
+    pub unsafe fn from_c(ptr: *const sockaddr, len: socklen_t) -> Self {
+        UserAddr {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<'a> UserAddrOut<'a> {
+    /// No address wanted (NULL, NULL).
+    pub fn none() -> Self {
+        UserAddrOut {
+            ptr: core::ptr::null_mut(),
+            len: core::ptr::null_mut(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Storage Rust owns; `len` must hold its size on entry.
+    pub fn from_storage(storage: &'a mut libc::sockaddr_storage, len: &'a mut socklen_t) -> Self {
+        UserAddrOut {
+            ptr: (storage as *mut libc::sockaddr_storage).cast(),
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointers exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserOut::from_c`], for both pointers.
+    pub unsafe fn from_c(ptr: *mut sockaddr, len: *mut socklen_t) -> Self {
+        UserAddrOut {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<'a> UserOptOut<'a> {
+    /// Pointers exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserOut::from_c`], for both pointers.
+    pub unsafe fn from_c(ptr: *mut c_void, len: *mut socklen_t) -> Self {
+        UserOptOut {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// A value Rust owns; `len` must hold its size on entry.
+    pub fn from_value<T>(value: &'a mut MaybeUninit<T>, len: &'a mut socklen_t) -> Self {
+        UserOptOut {
+            ptr: value.as_mut_ptr().cast(),
+            len,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<'a> UserIov<'a> {
+    /// An array Rust owns.
+    pub fn from_slice(iov: &'a [iovec]) -> Self {
+        UserIov {
+            ptr: iov.as_ptr(),
+            count: c_int::try_from(iov.len()).unwrap_or(c_int::MAX),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer and count exactly as a C caller passed them.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserIn::from_c`], for the array and every buffer it names.
+    pub unsafe fn from_c(ptr: *const iovec, count: c_int) -> Self {
+        UserIov {
+            ptr,
+            count,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The sum of the buffer lengths, once the kernel has read the array.
+    ///
+    /// # Safety
+    ///
+    /// A system call must just have copied the whole array from `ptr`
+    /// (`0 < count <= IOV_MAX`) without a fault.
+    pub unsafe fn total_len_after_kernel_read(&self) -> usize {
+        let count = usize::try_from(self.count).unwrap_or(0);
+        (0..count)
+            // SAFETY: the caller guarantees the kernel just read these `count` entries.
+            .map(|i| unsafe { core::ptr::read_unaligned(self.ptr.add(i)) }.iov_len)
+            .fold(0usize, usize::saturating_add)
+    }
+}
+
+impl<'a> UserMsg<'a> {
+    /// A header Rust owns.
+    pub fn from_ref(msg: &'a msghdr) -> Self {
+        UserMsg {
+            ptr: msg,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer exactly as a C caller passed it.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserIn::from_c`], for the header and everything it points to.
+    pub unsafe fn from_c(ptr: *const msghdr) -> Self {
+        UserMsg {
+            ptr,
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<'a> UserMsgMut<'a> {
+    /// A header Rust owns.
+    pub fn from_mut(msg: &'a mut msghdr) -> Self {
+        UserMsgMut {
+            ptr: msg,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer exactly as a C caller passed it.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserOut::from_c`], for the header and everything it points to.
+    pub unsafe fn from_c(ptr: *mut msghdr) -> Self {
+        UserMsgMut {
+            ptr,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Calls `each` for every descriptor received as `SCM_RIGHTS`.
+    ///
+    /// # Safety
+    ///
+    /// `recvmsg` must just have succeeded with this header: the kernel then
+    /// wrote `msg_controllen` back into it and wrote that many bytes of
+    /// control messages into `msg_control`, so both are mapped.
+    pub unsafe fn for_each_received_fd_after_success(&self, mut each: impl FnMut(c_int)) {
+        // SAFETY: the kernel just updated this header (see the function contract).
+        let msg = unsafe { core::ptr::read_unaligned(self.ptr) };
+        if msg.msg_controllen == 0 || msg.msg_control.is_null() {
+            return;
+        }
+        // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR only read inside
+        // msg_control[..msg_controllen], which the kernel just wrote.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        while !cmsg.is_null() {
+            // SAFETY: CMSG_FIRSTHDR/NXTHDR return headers fully inside the written control area.
+            let header = unsafe { core::ptr::read_unaligned(cmsg) };
+            if header.cmsg_level == libc::SOL_SOCKET && header.cmsg_type == libc::SCM_RIGHTS {
+                // SAFETY: cmsg is a valid header (above), CMSG_DATA points inside it.
+                let data = unsafe { libc::CMSG_DATA(cmsg) };
+                // SAFETY: CMSG_LEN(0) is a pure size computation.
+                let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
+                let count =
+                    (header.cmsg_len as usize).saturating_sub(header_len) / size_of::<c_int>();
+                for i in 0..count {
+                    // SAFETY: the kernel wrote cmsg_len bytes for this header, so
+                    // `count` descriptors follow CMSG_DATA.
+                    each(unsafe { core::ptr::read_unaligned(data.cast::<c_int>().add(i)) });
+                }
+            }
+            // SAFETY: as for CMSG_FIRSTHDR.
+            cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+        }
+    }
+}
+
+impl<'a> UserPair<'a> {
+    /// An array Rust owns.
+    pub fn from_array(sv: &'a mut [c_int; 2]) -> Self {
+        UserPair {
+            ptr: sv.as_mut_ptr(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Pointer exactly as a C caller passed it.
+    ///
+    /// # Safety
+    ///
+    /// As [`UserOut::from_c`].
+    pub unsafe fn from_c(ptr: *mut c_int) -> Self {
+        UserPair {
+            ptr,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The two descriptors.
+    ///
+    /// # Safety
+    ///
+    /// `socketpair` must just have succeeded, having written both entries.
+    pub unsafe fn read_after_success(&self) -> [c_int; 2] {
+        // SAFETY: the kernel just wrote two ints at ptr (function contract).
+        unsafe {
+            [
+                core::ptr::read_unaligned(self.ptr),
+                core::ptr::read_unaligned(self.ptr.add(1)),
+            ]
+        }
+    }
+}
