@@ -10,16 +10,14 @@ use std::fs;
 use std::path::PathBuf;
 
 fn main() {
-    let crate_dir =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=CI");
 
-    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("cbindgen.toml is valid");
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
     config.after_includes = Some(version_macros());
 
     let generated = cbindgen::Builder::new()
@@ -35,8 +33,7 @@ fn main() {
     let committed = crate_dir.join("include").join("safesock.h");
     let in_ci = env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     if !in_ci && fs::read(&committed).ok().as_deref() != Some(text.as_slice()) {
-        fs::create_dir_all(committed.parent().expect("header path has a parent"))
-            .expect("include/ can be created");
+        fs::create_dir_all(committed.parent().expect("header path has a parent")).expect("include/ can be created");
         fs::write(&committed, &text).expect("include/safesock.h is writable");
     }
 }

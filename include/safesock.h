@@ -22,6 +22,66 @@
 /** Patch version of the safesock this header belongs to. */
 #define SS_VERSION_PATCH 0
 
+/**
+ * TCP state: connection open, data flows both ways.
+ */
+#define SS_TCP_ESTABLISHED 1
+
+/**
+ * TCP state: connect sent SYN, waiting for SYN+ACK.
+ */
+#define SS_TCP_SYN_SENT 2
+
+/**
+ * TCP state: a listener got SYN and answered SYN+ACK.
+ */
+#define SS_TCP_SYN_RECV 3
+
+/**
+ * TCP state: this side closed first and sent FIN; waiting for its ACK.
+ */
+#define SS_TCP_FIN_WAIT1 4
+
+/**
+ * TCP state: this side's FIN was acknowledged; waiting for the peer's FIN.
+ */
+#define SS_TCP_FIN_WAIT2 5
+
+/**
+ * TCP state: both FINs done; the side that closed first waits 2*MSL.
+ */
+#define SS_TCP_TIME_WAIT 6
+
+/**
+ * TCP state: no connection.
+ */
+#define SS_TCP_CLOSE 7
+
+/**
+ * TCP state: the peer sent FIN (read returns 0); this side has not closed yet.
+ */
+#define SS_TCP_CLOSE_WAIT 8
+
+/**
+ * TCP state: this side closed after the peer; waiting for the last ACK.
+ */
+#define SS_TCP_LAST_ACK 9
+
+/**
+ * TCP state: a listening socket.
+ */
+#define SS_TCP_LISTEN 10
+
+/**
+ * TCP state: both sides sent FIN at the same time.
+ */
+#define SS_TCP_CLOSING 11
+
+/**
+ * The longest address text the helpers accept.
+ */
+#define MAX_TEXT 1024
+
 
 
 
@@ -31,31 +91,97 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Why the last failing `ss_` call on this thread failed: the call with its
- * decoded arguments, the system's text, the errno name and, where safesock can
- * tell, what to do. `""` if no call has failed (or after `ss_clear_error`).
+ * Creates a socket, as `socket(2)`, with `FD_CLOEXEC` always set.
  *
- * The string belongs to safesock and stays valid until the next `ss_` call on
- * the same thread; copy it to keep it.
+ * Returns the new descriptor, or -1 with `errno` and a message in `ss_last_error()`.
  */
-const char *ss_last_error(void);
+int ss_socket(int domain, int type, int protocol);
 
 /**
- * Forgets this thread's last error, so `ss_last_error()` returns `""`.
+ * Creates a pair of connected sockets, as `socketpair(2)`, both with `FD_CLOEXEC`.
+ *
+ * Returns 0 and fills `sv[0]`, `sv[1]`; or -1 with `errno` (`EFAULT` for a bad `sv`).
+ *
+ * # Safety
+ *
+ * `sv` is handed to the kernel unread; any value is allowed.
  */
-void ss_clear_error(void);
+int ss_socketpair(int domain, int type, int protocol, int *sv);
 
 /**
- * The symbolic name of an errno value, such as `"ECONNREFUSED"`; `"E?"` for a
- * value Linux does not define. The string is static.
+ * Gives a socket its local address, as `bind(2)`.
+ *
+ * Returns 0, or -1 with `errno`; the message decodes the address and explains
+ * `EADDRINUSE`, `EACCES` on ports below 1024 and length/family mismatches.
+ *
+ * # Safety
+ *
+ * `addr` is handed to the kernel unread; any value is allowed.
  */
-const char *ss_errno_name(int err);
+int ss_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
 
 /**
- * The library version, `"MAJOR.MINOR.PATCH"` (the header's `SS_VERSION_*`
- * macros give the version it was written for). The string is static.
+ * Marks a stream socket as passive, ready to accept connections, as `listen(2)`.
+ *
+ * Returns 0, or -1 with `errno`.
  */
-const char *ss_version(void);
+int ss_listen(int sockfd, int backlog);
+
+/**
+ * Connects a socket to `addr`, as `connect(2)`. For TCP it returns once the
+ * three-way handshake is done (the server need not have called accept yet).
+ *
+ * Returns 0, or -1 with `errno` (`EINPROGRESS` on a non-blocking socket, then
+ * wait for writability and read `SO_ERROR`).
+ *
+ * # Safety
+ *
+ * `addr` is handed to the kernel unread; any value is allowed.
+ */
+int ss_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
+
+/**
+ * Takes the next established connection from a listening socket, as
+ * `accept(2)`; the new descriptor has `FD_CLOEXEC` set.
+ *
+ * `addr`/`addrlen` may be NULL; otherwise `*addrlen` is the room in `addr`
+ * on entry and the peer address length on return. Returns the new
+ * descriptor, or -1 with `errno` (`EINVAL` if `sockfd` is not listening).
+ *
+ * # Safety
+ *
+ * `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
+ */
+int ss_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
+
+/**
+ * As `ss_accept`, with `accept4(2)` flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`);
+ * `FD_CLOEXEC` is set whatever `flags` say.
+ *
+ * # Safety
+ *
+ * `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
+ */
+int ss_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+/**
+ * Shuts down reading (`SHUT_RD`), writing (`SHUT_WR`: sends FIN, the peer
+ * reads end of file) or both, as `shutdown(2)`. The descriptor stays open.
+ *
+ * Returns 0, or -1 with `errno`.
+ */
+int ss_shutdown(int sockfd, int how);
+
+/**
+ * Closes a descriptor, as `close(2)`, at most once.
+ *
+ * Closing drops one reference: a TCP connection sends its FIN only when the
+ * last descriptor for it (after `dup` or `fork`) is closed. A number that
+ * `ss_close` already closed, and that no `ss_` call has returned or used
+ * since, is refused with -1/`EBADF` and nothing is closed, even if the number
+ * now belongs to something opened without safesock (close that with `close`).
+ */
+int ss_close(int fd);
 
 /**
  * Reads up to `count` bytes, as `read(2)`. Returns the number read, 0 at end
@@ -171,99 +297,6 @@ ssize_t ss_sendto(int sockfd,
                   socklen_t addrlen);
 
 /**
- * Creates a socket, as `socket(2)`, with `FD_CLOEXEC` always set.
- *
- * Returns the new descriptor, or -1 with `errno` and a message in `ss_last_error()`.
- */
-int ss_socket(int domain, int type_, int protocol);
-
-/**
- * Creates a pair of connected sockets, as `socketpair(2)`, both with `FD_CLOEXEC`.
- *
- * Returns 0 and fills `sv[0]`, `sv[1]`; or -1 with `errno` (`EFAULT` for a bad `sv`).
- *
- * # Safety
- *
- * `sv` is handed to the kernel unread; any value is allowed.
- */
-int ss_socketpair(int domain, int type_, int protocol, int *sv);
-
-/**
- * Gives a socket its local address, as `bind(2)`.
- *
- * Returns 0, or -1 with `errno`; the message decodes the address and explains
- * `EADDRINUSE`, `EACCES` on ports below 1024 and length/family mismatches.
- *
- * # Safety
- *
- * `addr` is handed to the kernel unread; any value is allowed.
- */
-int ss_bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
-
-/**
- * Marks a stream socket as passive, ready to accept connections, as `listen(2)`.
- *
- * Returns 0, or -1 with `errno`.
- */
-int ss_listen(int sockfd, int backlog);
-
-/**
- * Connects a socket to `addr`, as `connect(2)`. For TCP it returns once the
- * three-way handshake is done (the server need not have called accept yet).
- *
- * Returns 0, or -1 with `errno` (`EINPROGRESS` on a non-blocking socket, then
- * wait for writability and read `SO_ERROR`).
- *
- * # Safety
- *
- * `addr` is handed to the kernel unread; any value is allowed.
- */
-int ss_connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen);
-
-/**
- * Takes the next established connection from a listening socket, as
- * `accept(2)`; the new descriptor has `FD_CLOEXEC` set.
- *
- * `addr`/`addrlen` may be NULL; otherwise `*addrlen` is the room in `addr`
- * on entry and the peer address length on return. Returns the new
- * descriptor, or -1 with `errno` (`EINVAL` if `sockfd` is not listening).
- *
- * # Safety
- *
- * `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
- */
-int ss_accept(int sockfd, struct sockaddr *addr, socklen_t *addrlen);
-
-/**
- * As `ss_accept`, with `accept4(2)` flags (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`);
- * `FD_CLOEXEC` is set whatever `flags` say.
- *
- * # Safety
- *
- * `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
- */
-int ss_accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
-
-/**
- * Shuts down reading (`SHUT_RD`), writing (`SHUT_WR`: sends FIN, the peer
- * reads end of file) or both, as `shutdown(2)`. The descriptor stays open.
- *
- * Returns 0, or -1 with `errno`.
- */
-int ss_shutdown(int sockfd, int how);
-
-/**
- * Closes a descriptor, as `close(2)`, at most once.
- *
- * Closing drops one reference: a TCP connection sends its FIN only when the
- * last descriptor for it (after `dup` or `fork`) is closed. A number that
- * `ss_close` already closed, and that no `ss_` call has returned or used
- * since, is refused with -1/`EBADF` and nothing is closed, even if the number
- * now belongs to something opened without safesock (close that with `close`).
- */
-int ss_close(int fd);
-
-/**
  * Gets the socket's local address, as `getsockname(2)`: after `bind` or
  * `connect` it holds the port (the system's choice when port 0 was asked).
  *
@@ -300,6 +333,169 @@ int ss_getsockopt(int sockfd, int level, int optname, void *optval, socklen_t *o
  * `optval` is handed to the kernel unread; any value is allowed.
  */
 int ss_setsockopt(int sockfd, int level, int optname, const void *optval, socklen_t optlen);
+
+/**
+ * Opens a TCP socket listening on `addr` with `SO_REUSEADDR` set.
+ *
+ * `addr` is `"IPv4:PORT"` (`"127.0.0.1:8080"`, `"0.0.0.0:80"`), `"[IPv6]:PORT"`
+ * (`"[::1]:0"`; `"[::]:PORT"` also accepts IPv4 as the system default allows)
+ * or `"HOST:PORT"` (`"localhost:0"`, resolved with `getaddrinfo`, each result
+ * tried in order, the last error reported). Port 0 lets the system pick one;
+ * `ss_local_port` tells which. `backlog` is passed to `listen`.
+ *
+ * Returns the listening descriptor (close-on-exec), or -1 with `errno`:
+ * `EINVAL` for malformed text or NULL (the message quotes the text and the
+ * expected form); `ENOENT` for a host name that does not resolve (`EAGAIN`
+ * when the resolver failed temporarily), with the resolver's text in the
+ * message; `EFAULT` for unreadable text; otherwise what socket/bind/listen said.
+ *
+ * # Safety
+ *
+ * `addr` is read through the kernel; any value is allowed.
+ */
+int ss_tcp_listen(const char *addr, int backlog);
+
+/**
+ * Connects a TCP socket to `addr` (forms as `ss_tcp_listen`), giving up after
+ * `timeout_ms` milliseconds (`< 0`: wait as long as the system does; `0`:
+ * only if the connection completes at once). Each resolved address is tried
+ * in order until one connects or the deadline passes; a signal during the
+ * wait resumes it for the time that is left.
+ *
+ * Returns a connected, blocking, close-on-exec descriptor, or -1 with
+ * `errno`: `ETIMEDOUT` when the deadline passed, otherwise the real reason
+ * (`ECONNREFUSED`, `ENETUNREACH` ...) of the last address tried, and the
+ * text errors of `ss_tcp_listen`.
+ *
+ * # Safety
+ *
+ * `addr` is read through the kernel; any value is allowed.
+ */
+int ss_tcp_connect(const char *addr, int timeout_ms);
+
+/**
+ * Opens a UDP socket bound to `addr` (forms as `ss_tcp_listen`; no
+ * `SO_REUSEADDR`). Returns the descriptor or -1 with `errno` as `ss_tcp_listen`.
+ *
+ * # Safety
+ *
+ * `addr` is read through the kernel; any value is allowed.
+ */
+int ss_udp_bind(const char *addr);
+
+/**
+ * Writes all `len` bytes of `buf`, looping over short writes and `EINTR`
+ * (never SIGPIPE). Works on any descriptor `ss_write` accepts.
+ *
+ * Returns `len`, or -1 with `errno` if a write fails; `ss_transferred()` then
+ * tells how many bytes were written before the error (on a non-blocking
+ * descriptor, `EAGAIN` with the count so far: wait for writability and call
+ * again with the rest of the buffer).
+ *
+ * # Safety
+ *
+ * `buf` is handed to the kernel unread; any value is allowed.
+ */
+ssize_t ss_send_all(int fd, const void *buf, size_t len);
+
+/**
+ * Reads until `len` bytes arrived or the stream ended, looping over short
+ * reads and `EINTR`.
+ *
+ * Returns `len`, or fewer only at end of stream (the number that arrived),
+ * or -1 with `errno` if a read fails; `ss_transferred()` then tells how many
+ * bytes arrived in `buf` before the error (`EAGAIN` on a non-blocking
+ * descriptor: wait and call again for the rest).
+ *
+ * # Safety
+ *
+ * `buf` is handed to the kernel, which writes into it; any value is allowed.
+ */
+ssize_t ss_recv_exact(int fd, void *buf, size_t len);
+
+/**
+ * Bytes the last `ss_send_all` or `ss_recv_exact` on this thread moved,
+ * whether it succeeded or failed part way.
+ */
+size_t ss_transferred(void);
+
+/**
+ * Parses numeric address text (no name resolution): `"127.0.0.1:8080"`,
+ * `"[::1]:8080"`, `"[fe80::1%lo]:80"`, `"[::ffff:1.2.3.4]:80"`,
+ * `"unix:/path"`, `"unix:@abstract"` (in unix names `\\` is a backslash and
+ * `\xNN` any byte).
+ *
+ * Fills all of `*out` (zeroes after the address) and, if `outlen` is not
+ * NULL, `*outlen` with the address length. Returns 0, or -1 with `EINVAL`
+ * (the message says what form is expected) or `EFAULT` for bad pointers.
+ *
+ * # Safety
+ *
+ * All pointers are accessed through the kernel; any value is allowed.
+ */
+int ss_addr_parse(const char *text, struct sockaddr_storage *out, socklen_t *outlen);
+
+/**
+ * Writes `addr` as text into `buf`: `127.0.0.1:8080`, `[::1]:8080`,
+ * `[fe80::1%lo]:80`, `unix:/path`, `unix:@name`, `unix:` (unnamed): the
+ * exact inverse of `ss_addr_parse`. Always NUL-terminated.
+ *
+ * Returns the text length (without the NUL), or -1 with `errno`: `ENOSPC`
+ * if `buflen` is too small (`buf` then holds `""`), `EAFNOSUPPORT` for a
+ * family it cannot print, `EINVAL` for an `addrlen` that does not fit the
+ * family, `EFAULT` for bad pointers.
+ *
+ * # Safety
+ *
+ * All pointers are accessed through the kernel; any value is allowed.
+ */
+int ss_addr_format(const struct sockaddr *addr, socklen_t addrlen, char *buf, size_t buflen);
+
+/**
+ * The local port of an IPv4/IPv6 socket (the system's pick after binding
+ * port 0 or connecting), or -1 with `errno` (`EAFNOSUPPORT` for other families).
+ */
+int ss_local_port(int fd);
+
+/**
+ * The TCP state of `fd` (`SS_TCP_ESTABLISHED` ...), read from `TCP_INFO`;
+ * -1 with `errno` if it is not a TCP socket (`EOPNOTSUPP`/`ENOPROTOOPT`),
+ * not a socket (`ENOTSOCK`) or not open (`EBADF`).
+ */
+int ss_tcp_state(int fd);
+
+/**
+ * The name of a TCP state: `"ESTABLISHED"`, `"TIME_WAIT"` ...; `"UNKNOWN"`
+ * for any other value. The string is static.
+ */
+const char *ss_tcp_state_name(int state);
+
+/**
+ * Why the last failing `ss_` call on this thread failed: the call with its
+ * decoded arguments, the system's text, the errno name and, where safesock can
+ * tell, what to do. `""` if no call has failed (or after `ss_clear_error`).
+ *
+ * The string belongs to safesock and stays valid until the next `ss_` call on
+ * the same thread; copy it to keep it.
+ */
+const char *ss_last_error(void);
+
+/**
+ * Forgets this thread's last error, so `ss_last_error()` returns `""`.
+ */
+void ss_clear_error(void);
+
+/**
+ * The symbolic name of an errno value, such as `"ECONNREFUSED"`; `"E?"` for a
+ * value Linux does not define. The string is static.
+ */
+const char *ss_errno_name(int err);
+
+/**
+ * The library version, `"MAJOR.MINOR.PATCH"` (the header's `SS_VERSION_*`
+ * macros give the version it was written for). The string is static.
+ */
+const char *ss_version(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -11,9 +11,7 @@ use core::fmt;
 use core::mem::{offset_of, size_of};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use libc::{
-    sa_family_t, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, sockaddr_un, socklen_t,
-};
+use libc::{sa_family_t, sockaddr, sockaddr_in, sockaddr_in6, sockaddr_storage, sockaddr_un, socklen_t};
 use socket2::SockAddr;
 
 use crate::error::{Errno, Result};
@@ -79,11 +77,7 @@ impl AddrCopy {
         // SAFETY: the caller guarantees `ptr` is readable for `keep` bytes; the
         // destination is a local sockaddr_storage of STORAGE_LEN >= keep bytes.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                ptr.cast::<u8>(),
-                (&raw mut copy.storage).cast::<u8>(),
-                keep,
-            );
+            core::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut copy.storage).cast::<u8>(), keep);
         }
         copy.len = len;
         copy
@@ -95,11 +89,7 @@ impl AddrCopy {
         let keep = bytes.len().min(STORAGE_LEN);
         // SAFETY: both regions are valid for `keep` bytes and do not overlap.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (&raw mut copy.storage).cast::<u8>(),
-                keep,
-            );
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut copy.storage).cast::<u8>(), keep);
         }
         copy.len = bytes.len() as socklen_t;
         copy
@@ -109,6 +99,28 @@ impl AddrCopy {
     pub fn from_sockaddr(addr: &SockAddr) -> Self {
         // SAFETY: a SockAddr owns a sockaddr_storage valid for its length (<= STORAGE_LEN).
         unsafe { Self::read(addr.as_ptr().cast(), addr.len()) }
+    }
+
+    /// Sets the port of an AF_INET or AF_INET6 address (no effect on others).
+    pub fn set_port(&mut self, port: u16) {
+        let bytes = port.to_be_bytes();
+        let at = match self.family() {
+            Some(libc::AF_INET) => offset_of!(sockaddr_in, sin_port),
+            Some(libc::AF_INET6) => offset_of!(sockaddr_in6, sin6_port),
+            _ => return,
+        };
+        // SAFETY: `at + 2` lies inside sockaddr_storage, which we own.
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut self.storage).cast::<u8>().add(at), 2);
+        }
+    }
+
+    /// The port of an AF_INET or AF_INET6 address.
+    pub fn port(&self) -> Option<u16> {
+        match self.decode() {
+            Decoded::Inet(a) => Some(a.port()),
+            _ => None,
+        }
     }
 
     /// The length the caller claimed.
@@ -123,8 +135,7 @@ impl AddrCopy {
 
     /// The family field, if the length covers it.
     pub fn family(&self) -> Option<c_int> {
-        (self.len as usize >= size_of::<sa_family_t>())
-            .then_some(c_int::from(self.storage.ss_family))
+        (self.len as usize >= size_of::<sa_family_t>()).then_some(c_int::from(self.storage.ss_family))
     }
 
     /// A pointer to the bytes, for system calls.
@@ -149,11 +160,7 @@ impl AddrCopy {
             return Decoded::OtherFamily { family, len };
         };
         if (len as usize) < needed || len as usize > STORAGE_LEN {
-            return Decoded::BadLength {
-                family,
-                len,
-                needed,
-            };
+            return Decoded::BadLength { family, len, needed };
         }
         match family {
             libc::AF_INET | libc::AF_INET6 => {
@@ -223,11 +230,7 @@ impl fmt::Display for AddrCopy {
     /// when the address is well formed, otherwise a description of what is wrong.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.decode() {
-            Decoded::BadLength {
-                family,
-                len,
-                needed,
-            } => {
+            Decoded::BadLength { family, len, needed } => {
                 write_family(f, family)?;
                 write!(f, " address with addrlen {len} (needs {needed}")?;
                 if len as usize > STORAGE_LEN {
@@ -279,11 +282,7 @@ fn write_scope(out: &mut dyn fmt::Write, scope: u32) -> fmt::Result {
         .and_then(|c| c.to_str().ok());
     match text {
         // A name that parses back to a different scope (digits) is printed numerically.
-        Some(text)
-            if !found.is_null()
-                && !text.is_empty()
-                && !text.bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        Some(text) if !found.is_null() && !text.is_empty() && !text.bytes().all(|b| b.is_ascii_digit()) => {
             out.write_str(text)
         }
         _ => write!(out, "{scope}"),
@@ -327,9 +326,7 @@ impl ParseError {
                 "expected IPv4:PORT (127.0.0.1:8080), [IPv6]:PORT ([::1]:8080), unix:/path or unix:@name"
             }
             ParseError::Port => "the port must be a number from 0 to 65535 after the last ':'",
-            ParseError::Host => {
-                "the host must be a numeric IPv4 address, or an IPv6 address in brackets"
-            }
+            ParseError::Host => "the host must be a numeric IPv4 address, or an IPv6 address in brackets",
             ParseError::Scope => "the IPv6 scope after '%' must be an interface name or index",
             ParseError::PathTooLong => "an AF_UNIX path holds at most 107 bytes (108 with the NUL)",
             ParseError::Escape => "a '\\' in a unix path must be '\\\\' or '\\xNN'",
@@ -421,11 +418,7 @@ fn parse_unix(rest: &str) -> core::result::Result<AddrCopy, ParseError> {
             b
         };
         // A path keeps room for its terminating NUL; an abstract name may fill sun_path.
-        let room = if abstract_name {
-            SUN_PATH_LEN
-        } else {
-            SUN_PATH_LEN - 1
-        };
+        let room = if abstract_name { SUN_PATH_LEN } else { SUN_PATH_LEN - 1 };
         if n >= room {
             return Err(ParseError::PathTooLong);
         }
@@ -494,12 +487,7 @@ mod tests {
 
     #[test]
     fn decodes_ipv6_with_scope_and_mapped() {
-        let sa = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(
-            Ipv6Addr::LOCALHOST,
-            443,
-            0,
-            0,
-        )));
+        let sa = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::LOCALHOST, 443, 0, 0)));
         assert_eq!(text(&AddrCopy::from_sockaddr(&sa)), "[::1]:443");
         let mapped: Ipv6Addr = "::ffff:1.2.3.4".parse().unwrap();
         let sa = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(mapped, 80, 0, 0)));
@@ -533,21 +521,9 @@ mod tests {
     #[test]
     fn unknown_family_and_empty() {
         let c = AddrCopy::from_bytes(&[0xff, 0x7f, 1, 2, 3]);
-        assert!(matches!(
-            c.decode(),
-            Decoded::OtherFamily {
-                family: 0x7fff,
-                len: 5
-            }
-        ));
-        assert_eq!(
-            text(&AddrCopy::from_bytes(&[2])),
-            "empty address (addrlen 1)"
-        );
-        assert_eq!(
-            decode_for_format(&c).unwrap_err(),
-            Errno(libc::EAFNOSUPPORT)
-        );
+        assert!(matches!(c.decode(), Decoded::OtherFamily { family: 0x7fff, len: 5 }));
+        assert_eq!(text(&AddrCopy::from_bytes(&[2])), "empty address (addrlen 1)");
+        assert_eq!(decode_for_format(&c).unwrap_err(), Errno(libc::EAFNOSUPPORT));
         assert_eq!(
             decode_for_format(&AddrCopy::from_bytes(&[2])).unwrap_err(),
             Errno(libc::EINVAL)
@@ -598,12 +574,7 @@ mod tests {
 
     #[test]
     fn unix_text_round_trips_with_escapes() {
-        for good in [
-            "unix:/tmp/x",
-            "unix:@abs",
-            "unix:@a\\x00b",
-            "unix:/sp\\x20ace\\\\",
-        ] {
+        for good in ["unix:/tmp/x", "unix:@abs", "unix:@a\\x00b", "unix:/sp\\x20ace\\\\"] {
             let c = parse(good).unwrap();
             assert_eq!(text(&c), good);
         }

@@ -145,11 +145,7 @@ pub struct AddrArg {
 impl AddrArg {
     /// An address the caller passed in; not read yet.
     pub fn raw(ptr: *const sockaddr, len: socklen_t) -> Self {
-        AddrArg {
-            ptr,
-            len,
-            copy: None,
-        }
+        AddrArg { ptr, len, copy: None }
     }
 
     /// An address whose bytes are already known (helpers, tests).
@@ -168,11 +164,7 @@ impl AddrArg {
     /// the ones raised before or during that copy means it succeeded. A pointer
     /// the kernel has not read is never dereferenced here.
     pub fn capture(&mut self, outcome: Option<Errno>) {
-        if self.copy.is_some()
-            || self.ptr.is_null()
-            || self.len == 0
-            || self.len as usize > STORAGE_LEN
-        {
+        if self.copy.is_some() || self.ptr.is_null() || self.len == 0 || self.len as usize > STORAGE_LEN {
             return;
         }
         let kernel_read_it = match outcome {
@@ -193,11 +185,7 @@ pub enum Detail {
     /// Only the descriptor.
     None,
     /// `ss_socket` / `ss_socketpair`.
-    Create {
-        domain: c_int,
-        ty: c_int,
-        protocol: c_int,
-    },
+    Create { domain: c_int, ty: c_int, protocol: c_int },
     /// `ss_bind`, `ss_connect`.
     Addr(AddrArg),
     /// `ss_listen`.
@@ -261,11 +249,7 @@ impl Call {
 
     /// A call that takes no descriptor.
     pub fn no_fd(name: CallName, detail: Detail) -> Self {
-        Call {
-            name,
-            fd: -1,
-            detail,
-        }
+        Call { name, fd: -1, detail }
     }
 }
 
@@ -276,9 +260,14 @@ pub enum Context {
     None,
     /// The descriptor was closed by `ss_close` and not handed out again since.
     ClosedBySafesock,
-    /// A fixed explanation chosen by the failing code (helpers' parse errors,
-    /// the resolver's text, internal errors).
+    /// A fixed explanation chosen by the failing code (internal errors).
     Note(&'static str),
+    /// The address text is malformed in this way.
+    Parse(crate::addr::ParseError),
+    /// The resolver's own text for why a host name did not resolve.
+    Resolver(&'static str),
+    /// A helper moved this many bytes before the error (see `ss_transferred`).
+    Partial(usize),
 }
 
 /// What a failing call leaves behind for `ss_last_error`.

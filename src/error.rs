@@ -43,16 +43,14 @@ impl Errno {
     }
 
     /// The system's description, as `strerror` gives it, copied into `out`.
-    pub fn describe<'a>(self, out: &'a mut [u8; 128]) -> &'a str {
+    pub fn describe(self, out: &mut [u8; 128]) -> &str {
         // SAFETY: out is a writable buffer of out.len() bytes; the XSI strerror_r
         // writes at most that many bytes including the NUL.
         let rc = unsafe { libc::strerror_r(self.0, out.as_mut_ptr().cast(), out.len()) };
         if rc != 0 {
             return "Unknown error";
         }
-        let text = CStr::from_bytes_until_nul(out)
-            .map(CStr::to_bytes)
-            .unwrap_or(b"");
+        let text = CStr::from_bytes_until_nul(out).map(CStr::to_bytes).unwrap_or(b"");
         core::str::from_utf8(text).unwrap_or("Unknown error")
     }
 }
@@ -310,10 +308,7 @@ mod tests {
     #[test]
     fn describe_uses_system_text() {
         let mut buf = [0u8; 128];
-        assert_eq!(
-            Errno(libc::ECONNREFUSED).describe(&mut buf),
-            "Connection refused"
-        );
+        assert_eq!(Errno(libc::ECONNREFUSED).describe(&mut buf), "Connection refused");
         assert!(Errno(99999).describe(&mut buf).starts_with("Unknown error"));
     }
 

@@ -36,8 +36,7 @@ pub enum WriteKind {
     NoSignal = 2,
 }
 
-static CHUNK_PTRS: [AtomicPtr<AtomicU8>; CHUNKS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
+static CHUNK_PTRS: [AtomicPtr<AtomicU8>; CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
 
 /// Which chunk covers `fd` (non-negative), its length and the index inside it.
 #[inline]
@@ -83,20 +82,16 @@ fn slot_or_grow(fd: i32) -> Option<&'static AtomicU8> {
     if fresh.is_null() {
         return None;
     }
-    let ptr = match CHUNK_PTRS[chunk].compare_exchange(
-        core::ptr::null_mut(),
-        fresh,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        Ok(_) => fresh,
-        Err(winner) => {
-            // SAFETY: `fresh` came from alloc_zeroed with this layout and was
-            // never published, so no one else can hold it.
-            unsafe { dealloc(fresh.cast(), layout(len)) };
-            winner
-        }
-    };
+    let ptr =
+        match CHUNK_PTRS[chunk].compare_exchange(core::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` came from alloc_zeroed with this layout and was
+                // never published, so no one else can hold it.
+                unsafe { dealloc(fresh.cast(), layout(len)) };
+                winner
+            }
+        };
     // SAFETY: as in `slot`: the published chunk has `len` zero-initialised
     // atomics, lives forever, and index < len.
     Some(unsafe { &*ptr.add(index) })
@@ -127,6 +122,17 @@ pub fn handed_out(fd: i32, kind: WriteKind) {
                 s.store(wanted, Ordering::Release);
             }
         }
+    }
+}
+
+/// Forgets everything about `fd` after safesock itself closed a descriptor
+/// the caller never saw (a helper's failed attempt): the number is free again,
+/// not "closed by ss_close".
+pub fn released(fd: i32) {
+    if let Some(s) = slot(fd)
+        && s.load(Ordering::Relaxed) != 0
+    {
+        s.store(0, Ordering::Release);
     }
 }
 
@@ -184,15 +190,9 @@ pub fn write_kind(fd: i32) -> WriteKind {
 /// Records how to write to `fd`, keeping its [`CLOSED`] bit.
 pub fn set_write_kind(fd: i32, kind: WriteKind) {
     let bits = (kind as u8) << KIND_SHIFT;
-    let s = if bits == 0 {
-        slot(fd)
-    } else {
-        slot_or_grow(fd)
-    };
+    let s = if bits == 0 { slot(fd) } else { slot_or_grow(fd) };
     if let Some(s) = s {
-        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-            Some((v & !KIND_MASK) | bits)
-        });
+        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some((v & !KIND_MASK) | bits));
     }
 }
 
@@ -256,11 +256,7 @@ mod tests {
         assert!(!is_closed(fd));
         assert_eq!(write_kind(fd), WriteKind::NoSignal);
         assert_eq!(begin_close(fd), CloseTicket::Proceed);
-        assert_eq!(
-            write_kind(fd),
-            WriteKind::Unknown,
-            "a close forgets the kind"
-        );
+        assert_eq!(write_kind(fd), WriteKind::Unknown, "a close forgets the kind");
         set_write_kind(fd, WriteKind::Plain);
         assert!(is_closed(fd), "setting the kind keeps the closed bit");
         assert_eq!(write_kind(fd), WriteKind::Plain);
@@ -283,10 +279,7 @@ mod tests {
                 let handles: Vec<_> = (0..4)
                     .map(|_| s.spawn(move || begin_close(fd) == CloseTicket::Proceed))
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| usize::from(h.join().unwrap()))
-                    .sum()
+                handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
             });
             assert_eq!(winners, 1, "round {round}");
         }

@@ -17,6 +17,8 @@
 //! - [`sys`]: the raw system calls, each exactly one call into libc.
 //! - [`fdtable`]: the lock-free per-descriptor state behind the double-close rule
 //!   and the no-SIGPIPE write path.
+//! - [`chores`], [`resolve`]: the helpers of API section 3 (listen, connect
+//!   with a deadline, whole transfers, address text) on top of [`socket`].
 //! - [`addr`], [`tcp`]: addresses (decoding, parsing, formatting) and TCP states.
 //! - [`error`], [`message`], [`trace`]: errno names, the thread-local record of the
 //!   last failure, the text built from it on demand, and the trace sink.
@@ -27,8 +29,10 @@ pub mod error;
 pub mod fdtable;
 pub mod ffi;
 pub mod fmtbuf;
+pub mod chores;
 pub mod mem;
 pub mod message;
+pub mod resolve;
 pub mod socket;
 pub mod sys;
 pub mod tcp;

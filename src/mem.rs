@@ -111,6 +111,16 @@ impl<'a> UserIn<'a> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The part after the first `n` bytes (`n` at most the length).
+    pub fn skip(&self, n: usize) -> Self {
+        let n = n.min(self.len);
+        UserIn {
+            ptr: self.ptr.cast::<u8>().wrapping_add(n).cast(),
+            len: self.len - n,
+            _borrow: PhantomData,
+        }
+    }
 }
 
 impl<'a> UserOut<'a> {
@@ -155,6 +165,16 @@ impl<'a> UserOut<'a> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The part after the first `n` bytes (`n` at most the length).
+    pub fn skip(&mut self, n: usize) -> UserOut<'_> {
+        let n = n.min(self.len);
+        UserOut {
+            ptr: self.ptr.cast::<u8>().wrapping_add(n).cast(),
+            len: self.len - n,
+            _borrow: PhantomData,
+        }
+    }
 }
 
 impl<'a> UserAddr<'a> {
@@ -162,6 +182,15 @@ impl<'a> UserAddr<'a> {
     pub fn from_sockaddr(addr: &'a socket2::SockAddr) -> Self {
         UserAddr {
             ptr: addr.as_ptr().cast(),
+            len: addr.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// An address copied into Rust memory.
+    pub fn from_copy(addr: &'a crate::addr::AddrCopy) -> Self {
+        UserAddr {
+            ptr: addr.as_ptr(),
             len: addr.len(),
             _borrow: PhantomData,
         }
@@ -352,8 +381,7 @@ impl<'a> UserMsgMut<'a> {
                 let data = unsafe { libc::CMSG_DATA(cmsg) };
                 // SAFETY: CMSG_LEN(0) is a pure size computation.
                 let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
-                let count =
-                    (header.cmsg_len as usize).saturating_sub(header_len) / size_of::<c_int>();
+                let count = (header.cmsg_len as usize).saturating_sub(header_len) / size_of::<c_int>();
                 for i in 0..count {
                     // SAFETY: the kernel wrote cmsg_len bytes for this header, so
                     // `count` descriptors follow CMSG_DATA.
@@ -399,6 +427,182 @@ impl<'a> UserPair<'a> {
                 core::ptr::read_unaligned(self.ptr),
                 core::ptr::read_unaligned(self.ptr.add(1)),
             ]
+        }
+    }
+}
+
+/// Copies `dst.len()` bytes from caller memory at `src` into `dst` through
+/// the kernel (`process_vm_readv` on this process), so a bad pointer gives
+/// `EFAULT` instead of a fault inside safesock. For the helpers, which must
+/// read caller memory themselves (address text, addresses to format).
+pub fn copy_from_caller(src: *const c_void, dst: &mut [u8]) -> crate::error::Result<usize> {
+    if dst.is_empty() {
+        return Ok(0);
+    }
+    if src.is_null() {
+        return Err(crate::error::Errno(libc::EFAULT));
+    }
+    let local = libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: src.cast_mut(),
+        iov_len: dst.len(),
+    };
+    // SAFETY: `local` describes `dst`, which we own; the kernel validates
+    // `remote` and reports EFAULT for unmapped memory. The pid is our own.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(crate::error::Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Copies `src` into caller memory at `dst` through the kernel
+/// (`process_vm_writev`), so a bad pointer gives `EFAULT`; all or nothing
+/// as far as the caller can tell (a partial copy reports `EFAULT`).
+pub fn copy_to_caller(src: &[u8], dst: *mut c_void) -> crate::error::Result<()> {
+    if src.is_empty() {
+        return Ok(());
+    }
+    if dst.is_null() {
+        return Err(crate::error::Errno(libc::EFAULT));
+    }
+    let local = libc::iovec {
+        iov_base: src.as_ptr().cast_mut().cast(),
+        iov_len: src.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: dst,
+        iov_len: src.len(),
+    };
+    // SAFETY: `local` describes `src`, which we own and the kernel only reads;
+    // the kernel validates `remote`. The pid is our own.
+    let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(crate::error::Errno::last()),
+        n if n as usize == src.len() => Ok(()),
+        _ => Err(crate::error::Errno(libc::EFAULT)),
+    }
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (without the NUL)
+/// from caller memory, through the kernel. `Ok(None)` for a NULL pointer;
+/// `EFAULT` for unreadable memory; `ENAMETOOLONG` when no NUL comes within `max`.
+pub fn read_caller_str(ptr: *const core::ffi::c_char, max: usize) -> crate::error::Result<Option<Vec<u8>>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 256];
+    while text.len() <= max {
+        // Read up to the end of the current page only, so a string that ends
+        // just before an unmapped page is still read whole.
+        let at = ptr as usize + text.len();
+        let to_page_end = 4096 - (at % 4096);
+        let want = chunk.len().min(to_page_end);
+        let got = copy_from_caller(at as *const c_void, &mut chunk[..want])?;
+        if got == 0 {
+            return Err(crate::error::Errno(libc::EFAULT));
+        }
+        if let Some(nul) = chunk[..got].iter().position(|&b| b == 0) {
+            text.extend_from_slice(&chunk[..nul]);
+            return if text.len() <= max {
+                Ok(Some(text))
+            } else {
+                Err(crate::error::Errno(libc::ENAMETOOLONG))
+            };
+        }
+        text.extend_from_slice(&chunk[..got]);
+    }
+    Err(crate::error::Errno(libc::ENAMETOOLONG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unmapped_page() -> *mut c_void {
+        // SAFETY: an anonymous private mapping, unmapped at once; only its
+        // address is kept, as a pointer that is certainly invalid.
+        unsafe {
+            let p = libc::mmap(
+                core::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+            libc::munmap(p, 4096);
+            p
+        }
+    }
+
+    #[test]
+    fn caller_copies_fault_cleanly() {
+        let mut buf = [0u8; 4];
+        assert_eq!(copy_from_caller(b"abcd".as_ptr().cast(), &mut buf), Ok(4));
+        assert_eq!(&buf, b"abcd");
+        assert_eq!(
+            copy_from_caller(core::ptr::null(), &mut buf),
+            Err(crate::error::Errno(libc::EFAULT))
+        );
+        assert_eq!(
+            copy_from_caller(unmapped_page(), &mut buf),
+            Err(crate::error::Errno(libc::EFAULT))
+        );
+        assert_eq!(
+            copy_to_caller(b"x", unmapped_page()),
+            Err(crate::error::Errno(libc::EFAULT))
+        );
+        let mut out = [0u8; 2];
+        copy_to_caller(b"hi", out.as_mut_ptr().cast()).unwrap();
+        assert_eq!(&out, b"hi");
+    }
+
+    #[test]
+    fn caller_strings_are_bounded_and_fault_cleanly() {
+        assert_eq!(
+            read_caller_str(c"127.0.0.1:80".as_ptr(), 64),
+            Ok(Some(b"127.0.0.1:80".to_vec()))
+        );
+        assert_eq!(read_caller_str(core::ptr::null(), 64), Ok(None));
+        assert_eq!(
+            read_caller_str(unmapped_page().cast(), 64),
+            Err(crate::error::Errno(libc::EFAULT))
+        );
+        let long = std::ffi::CString::new(vec![b'a'; 700]).unwrap();
+        assert_eq!(
+            read_caller_str(long.as_ptr(), 64),
+            Err(crate::error::Errno(libc::ENAMETOOLONG))
+        );
+        assert_eq!(read_caller_str(long.as_ptr(), 700).unwrap().unwrap().len(), 700);
+    }
+
+    #[test]
+    fn string_ending_at_page_edge_is_read() {
+        // SAFETY: two fresh anonymous pages; the second is unmapped so the
+        // string ends right before unreadable memory.
+        unsafe {
+            let p = libc::mmap(
+                core::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+            .cast::<u8>();
+            assert_ne!(p.cast(), libc::MAP_FAILED);
+            libc::munmap(p.add(4096).cast(), 4096);
+            let start = p.add(4096 - 4);
+            core::ptr::copy_nonoverlapping(c"a:1".as_ptr().cast::<u8>(), start, 4);
+            assert_eq!(read_caller_str(start.cast(), 64), Ok(Some(b"a:1".to_vec())));
+            libc::munmap(p.cast(), 4096);
         }
     }
 }

@@ -30,6 +30,15 @@ fn write_message_inner(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
     write_errno(out, failure.errno)?;
     match failure.context {
         Context::Note(note) => write!(out, ": {note}"),
+        Context::Parse(why) => write!(out, ": {}", why.explain()),
+        Context::Resolver(text) => write!(out, ": the host name did not resolve: {text}"),
+        Context::Partial(done) => {
+            write_hint(out, failure)?;
+            write!(
+                out,
+                "; {done} bytes were moved before this error (ss_transferred() returns the count)"
+            )
+        }
         _ => write_hint(out, failure),
     }
 }
@@ -52,11 +61,7 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
     }
     match &call.detail {
         Detail::None | Detail::Closing(_) => {}
-        Detail::Create {
-            domain,
-            ty,
-            protocol,
-        } => {
+        Detail::Create { domain, ty, protocol } => {
             out.write_str(sep)?;
             addr::write_family(out, *domain)?;
             out.write_str(", ")?;
@@ -197,16 +202,9 @@ fn write_option(out: &mut dyn Write, level: c_int, name: c_int) -> fmt::Result {
         ),
         libc::IPPROTO_IPV6 => (
             "IPPROTO_IPV6",
-            if name == libc::IPV6_V6ONLY {
-                "IPV6_V6ONLY"
-            } else {
-                ""
-            },
+            if name == libc::IPV6_V6ONLY { "IPV6_V6ONLY" } else { "" },
         ),
-        libc::IPPROTO_IP => (
-            "IPPROTO_IP",
-            if name == libc::IP_TTL { "IP_TTL" } else { "" },
-        ),
+        libc::IPPROTO_IP => ("IPPROTO_IP", if name == libc::IP_TTL { "IP_TTL" } else { "" }),
         _ => ("", ""),
     };
     if level_name.is_empty() {
@@ -221,9 +219,13 @@ fn write_option(out: &mut dyn Write, level: c_int, name: c_int) -> fmt::Result {
     }
 }
 
-/// The address of the call, when it was decoded and is an IP address.
+/// The address of the call, when it was decoded (or is numeric text) and is an IP address.
 fn inet_addr(call: &Call) -> Option<std::net::SocketAddr> {
-    match call.detail.addr()?.copy.as_ref()?.decode() {
+    let copy = match &call.detail {
+        Detail::Text(text) => addr::parse(core::str::from_utf8(text.bytes()?).ok()?).ok()?,
+        detail => *detail.addr()?.copy.as_ref()?,
+    };
+    match copy.decode() {
         Decoded::Inet(a) => Some(a),
         _ => None,
     }
@@ -407,7 +409,12 @@ mod tests {
             libc::ECONNREFUSED,
             Context::None,
         );
-        assert!(m.starts_with("ss_connect(fd 3, 127.0.0.1:9): Connection refused (ECONNREFUSED): nothing listens on 127.0.0.1:9"), "{m}");
+        assert!(
+            m.starts_with(
+                "ss_connect(fd 3, 127.0.0.1:9): Connection refused (ECONNREFUSED): nothing listens on 127.0.0.1:9"
+            ),
+            "{m}"
+        );
     }
 
     #[test]
@@ -438,11 +445,7 @@ mod tests {
 
     #[test]
     fn accept_without_listen() {
-        let m = message(
-            Call::on(CallName::Accept, 3, Detail::None),
-            libc::EINVAL,
-            Context::None,
-        );
+        let m = message(Call::on(CallName::Accept, 3, Detail::None), libc::EINVAL, Context::None);
         assert_eq!(
             m,
             "ss_accept(fd 3): Invalid argument (EINVAL): fd 3 is not listening; call ss_listen first"
@@ -456,13 +459,14 @@ mod tests {
             libc::EBADF,
             Context::ClosedBySafesock,
         );
-        assert!(m.starts_with("ss_close(fd 5): Bad file descriptor (EBADF): fd 5 was already closed by ss_close; nothing was closed"), "{m}");
-        assert!(m.contains("close()"), "{m}");
-        let m = message(
-            Call::on(CallName::Close, 5, Detail::None),
-            libc::EBADF,
-            Context::None,
+        assert!(
+            m.starts_with(
+                "ss_close(fd 5): Bad file descriptor (EBADF): fd 5 was already closed by ss_close; nothing was closed"
+            ),
+            "{m}"
         );
+        assert!(m.contains("close()"), "{m}");
+        let m = message(Call::on(CallName::Close, 5, Detail::None), libc::EBADF, Context::None);
         assert!(m.contains("not an open descriptor"), "{m}");
     }
 
@@ -519,11 +523,7 @@ mod tests {
             libc::EAGAIN,
             libc::EINTR,
         ] {
-            let m = message(
-                Call::on(CallName::Recv, 3, Detail::CountFlags(10, 0)),
-                e,
-                Context::None,
-            );
+            let m = message(Call::on(CallName::Recv, 3, Detail::CountFlags(10, 0)), e, Context::None);
             let name = Errno(e).name().to_str().unwrap();
             assert!(m.contains(&format!("({name}): ")), "{m}");
         }
@@ -541,24 +541,15 @@ mod tests {
         );
         let m = message(call, libc::EMFILE, Context::None);
         assert!(
-            m.starts_with(
-                "ss_socket(AF_INET6, SOCK_DGRAM|SOCK_NONBLOCK, 0): Too many open files (EMFILE)"
-            ),
+            m.starts_with("ss_socket(AF_INET6, SOCK_DGRAM|SOCK_NONBLOCK, 0): Too many open files (EMFILE)"),
             "{m}"
         );
     }
 
     #[test]
     fn text_arguments_are_quoted_and_notes_shown() {
-        let call = Call::no_fd(
-            CallName::TcpListen,
-            Detail::Text(TextCopy::new(Some(b"1.2.3.4:99999"))),
-        );
-        let m = message(
-            call,
-            libc::EINVAL,
-            Context::Note("the port must be a number"),
-        );
+        let call = Call::no_fd(CallName::TcpListen, Detail::Text(TextCopy::new(Some(b"1.2.3.4:99999"))));
+        let m = message(call, libc::EINVAL, Context::Note("the port must be a number"));
         assert_eq!(
             m,
             "ss_tcp_listen(\"1.2.3.4:99999\"): Invalid argument (EINVAL): the port must be a number"

@@ -18,9 +18,7 @@ use libc::{msghdr, socklen_t};
 
 use crate::error::{Errno, Result};
 use crate::fdtable::{self, CloseTicket, WriteKind};
-use crate::mem::{
-    UserAddr, UserAddrOut, UserIn, UserIov, UserMsg, UserMsgMut, UserOptOut, UserOut, UserPair,
-};
+use crate::mem::{UserAddr, UserAddrOut, UserIn, UserIov, UserMsg, UserMsgMut, UserOptOut, UserOut, UserPair};
 use crate::sys;
 
 /// A descriptor number lent by the caller.
@@ -118,9 +116,7 @@ pub fn recvmsg(fd: Fd, msg: UserMsgMut<'_>, flags: c_int) -> Result<usize> {
     // SAFETY: UserMsgMut carries caller memory the kernel may write.
     let n = unsafe { sys::recvmsg(fd.0, msg.ptr, flags | libc::MSG_CMSG_CLOEXEC) }?;
     // SAFETY: recvmsg just succeeded with this header.
-    unsafe {
-        msg.for_each_received_fd_after_success(|new| fdtable::handed_out(new, WriteKind::Unknown))
-    };
+    unsafe { msg.for_each_received_fd_after_success(|new| fdtable::handed_out(new, WriteKind::Unknown)) };
     Ok(n)
 }
 
@@ -139,16 +135,7 @@ pub fn recvfrom(fd: Fd, buf: UserOut<'_>, flags: c_int, from: UserAddrOut<'_>) -
 /// `sendto` without SIGPIPE.
 pub fn sendto(fd: Fd, buf: UserIn<'_>, flags: c_int, to: UserAddr<'_>) -> Result<usize> {
     // SAFETY: UserIn and UserAddr carry caller memory the kernel only reads.
-    unsafe {
-        sys::sendto(
-            fd.0,
-            buf.ptr,
-            buf.len,
-            flags | libc::MSG_NOSIGNAL,
-            to.ptr,
-            to.len,
-        )
-    }
+    unsafe { sys::sendto(fd.0, buf.ptr, buf.len, flags | libc::MSG_NOSIGNAL, to.ptr, to.len) }
 }
 
 /// `shutdown`.
@@ -256,8 +243,7 @@ fn suggests_stale_kind(e: Errno) -> bool {
 fn learn_kind(fd: Fd) -> Option<WriteKind> {
     let kind = match sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_TYPE) {
         Ok(libc::SOCK_SEQPACKET) => {
-            let domain = sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_DOMAIN)
-                .unwrap_or(libc::AF_UNSPEC);
+            let domain = sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(libc::AF_UNSPEC);
             kind_for(domain, libc::SOCK_SEQPACKET)
         }
         Ok(ty) => kind_for(libc::AF_UNSPEC, ty),
@@ -363,18 +349,12 @@ mod tests {
         for ty in [libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
             let sv = pair(ty);
             close(Fd(sv[1])).unwrap();
-            assert_eq!(
-                write(Fd(sv[0]), UserIn::from_slice(b"x")),
-                Err(Errno(libc::EPIPE))
-            );
+            assert_eq!(write(Fd(sv[0]), UserIn::from_slice(b"x")), Err(Errno(libc::EPIPE)));
             let iov = [libc::iovec {
                 iov_base: b"y".as_ptr() as *mut _,
                 iov_len: 1,
             }];
-            assert_eq!(
-                writev(Fd(sv[0]), UserIov::from_slice(&iov)),
-                Err(Errno(libc::EPIPE))
-            );
+            assert_eq!(writev(Fd(sv[0]), UserIov::from_slice(&iov)), Err(Errno(libc::EPIPE)));
             close(Fd(sv[0])).unwrap();
         }
     }
@@ -423,9 +403,6 @@ mod tests {
         // The number is free; another close fails in the kernel the same way...
         let fresh = 2_900_000;
         assert_eq!(close(Fd(fresh)), Err(Errno(libc::EBADF)));
-        assert!(
-            !fdtable::is_closed(fresh),
-            "a kernel EBADF is not a safesock close"
-        );
+        assert!(!fdtable::is_closed(fresh), "a kernel EBADF is not a safesock close");
     }
 }

@@ -12,20 +12,12 @@ use crate::error::{Errno, Result};
 
 #[inline(always)]
 fn check(ret: c_int) -> Result<c_int> {
-    if ret == -1 {
-        Err(Errno::last())
-    } else {
-        Ok(ret)
-    }
+    if ret == -1 { Err(Errno::last()) } else { Ok(ret) }
 }
 
 #[inline(always)]
 fn check_len(ret: ssize_t) -> Result<usize> {
-    if ret < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(ret as usize)
-    }
+    if ret < 0 { Err(Errno::last()) } else { Ok(ret as usize) }
 }
 
 /// `socket(2)`.
@@ -81,12 +73,7 @@ pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Resul
 ///
 /// `addr` and `len`, if mapped, may be written by the kernel.
 #[inline]
-pub unsafe fn accept4(
-    fd: c_int,
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-    flags: c_int,
-) -> Result<c_int> {
+pub unsafe fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> Result<c_int> {
     // SAFETY: the kernel validates both pointers; the caller allows the writes.
     check(unsafe { libc::accept4(fd, addr, len, flags) })
 }
@@ -257,13 +244,7 @@ pub unsafe fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -
 ///
 /// `value` and `len`, if mapped, may be written by the kernel.
 #[inline]
-pub unsafe fn getsockopt(
-    fd: c_int,
-    level: c_int,
-    name: c_int,
-    value: *mut c_void,
-    len: *mut socklen_t,
-) -> Result<()> {
+pub unsafe fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> Result<()> {
     // SAFETY: the kernel validates both pointers.
     check(unsafe { libc::getsockopt(fd, level, name, value, len) }).map(drop)
 }
@@ -274,13 +255,7 @@ pub unsafe fn getsockopt(
 ///
 /// `value` is only read, by the kernel.
 #[inline]
-pub unsafe fn setsockopt(
-    fd: c_int,
-    level: c_int,
-    name: c_int,
-    value: *const c_void,
-    len: socklen_t,
-) -> Result<()> {
+pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> Result<()> {
     // SAFETY: the kernel validates the pointer.
     check(unsafe { libc::setsockopt(fd, level, name, value, len) }).map(drop)
 }
@@ -329,10 +304,7 @@ pub fn without_sigpipe(write: impl FnOnce() -> Result<usize>) -> Result<usize> {
     };
     let result = write();
     if result == Err(Errno(libc::EPIPE)) && !pending_before {
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: all pointers refer to locals; a NULL siginfo is allowed.
         unsafe { libc::sigtimedwait(&pipe_only, core::ptr::null_mut(), &zero) };
     }

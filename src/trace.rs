@@ -95,11 +95,7 @@ pub fn line(call: &Call, outcome: Result<i64, Errno>) {
     saved.set();
 }
 
-fn write_line(
-    out: &mut FixedBuf<640>,
-    call: &Call,
-    outcome: Result<i64, Errno>,
-) -> core::fmt::Result {
+fn write_line(out: &mut FixedBuf<640>, call: &Call, outcome: Result<i64, Errno>) -> core::fmt::Result {
     out.write_str("safesock: ")?;
     message::write_call(out, call)?;
     match outcome {
@@ -110,19 +106,12 @@ fn write_line(
         }
     }
     let state_fd = match (call.name, outcome) {
-        (
-            CallName::Accept | CallName::Accept4 | CallName::TcpConnect | CallName::TcpListen,
-            Ok(v),
-        ) => v as c_int,
+        (CallName::Accept | CallName::Accept4 | CallName::TcpConnect | CallName::TcpListen, Ok(v)) => v as c_int,
         (CallName::Close, _) => -1,
         _ => call.fd,
     };
     if let Detail::Closing(Some(state)) = call.detail {
-        write!(
-            out,
-            " [was {}]",
-            tcp::state_name(state).to_str().unwrap_or("?")
-        )?;
+        write!(out, " [was {}]", tcp::state_name(state).to_str().unwrap_or("?"))?;
     }
     if state_fd >= 0
         && let Ok(state) = tcp::state(state_fd)

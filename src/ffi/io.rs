@@ -52,12 +52,7 @@ pub unsafe extern "C" fn ss_write(fd: c_int, buf: *const c_void, count: usize) -
 ///
 /// As `ss_read`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_recv(
-    sockfd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    flags: c_int,
-) -> ssize_t {
+pub unsafe extern "C" fn ss_recv(sockfd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> ssize_t {
     // SAFETY: the kernel checks the buffer before writing it.
     let into = unsafe { UserOut::from_c(buf, len) };
     boundary(
@@ -74,12 +69,7 @@ pub unsafe extern "C" fn ss_recv(
 ///
 /// As `ss_write`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_send(
-    sockfd: c_int,
-    buf: *const c_void,
-    len: usize,
-    flags: c_int,
-) -> ssize_t {
+pub unsafe extern "C" fn ss_send(sockfd: c_int, buf: *const c_void, len: usize, flags: c_int) -> ssize_t {
     // SAFETY: the kernel checks the buffer before reading it.
     let from = unsafe { UserIn::from_c(buf, len) };
     boundary(
@@ -175,12 +165,7 @@ pub unsafe extern "C" fn ss_recvfrom(
     addrlen: *mut socklen_t,
 ) -> ssize_t {
     // SAFETY: the kernel checks every pointer.
-    let (into, from) = unsafe {
-        (
-            UserOut::from_c(buf, len),
-            UserAddrOut::from_c(src_addr, addrlen),
-        )
-    };
+    let (into, from) = unsafe { (UserOut::from_c(buf, len), UserAddrOut::from_c(src_addr, addrlen)) };
     boundary(
         sockfd,
         || socket::recvfrom(Fd(sockfd), into, flags, from),
@@ -204,12 +189,7 @@ pub unsafe extern "C" fn ss_sendto(
     addrlen: socklen_t,
 ) -> ssize_t {
     // SAFETY: the kernel checks every pointer.
-    let (from, to) = unsafe {
-        (
-            UserIn::from_c(buf, len),
-            UserAddr::from_c(dest_addr, addrlen),
-        )
-    };
+    let (from, to) = unsafe { (UserIn::from_c(buf, len), UserAddr::from_c(dest_addr, addrlen)) };
     boundary(
         sockfd,
         || socket::sendto(Fd(sockfd), from, flags, to),

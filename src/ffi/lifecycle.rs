@@ -14,16 +14,16 @@ use crate::trace;
 ///
 /// Returns the new descriptor, or -1 with `errno` and a message in `ss_last_error()`.
 #[unsafe(no_mangle)]
-pub extern "C" fn ss_socket(domain: c_int, type_: c_int, protocol: c_int) -> c_int {
+pub extern "C" fn ss_socket(domain: c_int, r#type: c_int, protocol: c_int) -> c_int {
     boundary(
         -1,
-        || socket::socket(domain, type_, protocol),
+        || socket::socket(domain, r#type, protocol),
         || {
             Call::no_fd(
                 CallName::Socket,
                 Detail::Create {
                     domain,
-                    ty: type_,
+                    ty: r#type,
                     protocol,
                 },
             )
@@ -39,23 +39,18 @@ pub extern "C" fn ss_socket(domain: c_int, type_: c_int, protocol: c_int) -> c_i
 ///
 /// `sv` is handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_socketpair(
-    domain: c_int,
-    type_: c_int,
-    protocol: c_int,
-    sv: *mut c_int,
-) -> c_int {
+pub unsafe extern "C" fn ss_socketpair(domain: c_int, r#type: c_int, protocol: c_int, sv: *mut c_int) -> c_int {
     // SAFETY: the kernel checks `sv`; safesock reads it only after success.
     let sv = unsafe { UserPair::from_c(sv) };
     boundary(
         -1,
-        || socket::socketpair(domain, type_, protocol, sv),
+        || socket::socketpair(domain, r#type, protocol, sv),
         || {
             Call::no_fd(
                 CallName::Socketpair,
                 Detail::Create {
                     domain,
-                    ty: type_,
+                    ty: r#type,
                     protocol,
                 },
             )
@@ -72,23 +67,13 @@ pub unsafe extern "C" fn ss_socketpair(
 ///
 /// `addr` is handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_bind(
-    sockfd: c_int,
-    addr: *const sockaddr,
-    addrlen: socklen_t,
-) -> c_int {
+pub unsafe extern "C" fn ss_bind(sockfd: c_int, addr: *const sockaddr, addrlen: socklen_t) -> c_int {
     // SAFETY: the kernel checks the address; safesock reads it only after the kernel has.
     let to = unsafe { UserAddr::from_c(addr, addrlen) };
     boundary(
         sockfd,
         || socket::bind(Fd(sockfd), to),
-        || {
-            Call::on(
-                CallName::Bind,
-                sockfd,
-                Detail::Addr(AddrArg::raw(addr, addrlen)),
-            )
-        },
+        || Call::on(CallName::Bind, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -114,23 +99,13 @@ pub extern "C" fn ss_listen(sockfd: c_int, backlog: c_int) -> c_int {
 ///
 /// `addr` is handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_connect(
-    sockfd: c_int,
-    addr: *const sockaddr,
-    addrlen: socklen_t,
-) -> c_int {
+pub unsafe extern "C" fn ss_connect(sockfd: c_int, addr: *const sockaddr, addrlen: socklen_t) -> c_int {
     // SAFETY: the kernel checks the address; safesock reads it only after the kernel has.
     let to = unsafe { UserAddr::from_c(addr, addrlen) };
     boundary(
         sockfd,
         || socket::connect(Fd(sockfd), to),
-        || {
-            Call::on(
-                CallName::Connect,
-                sockfd,
-                Detail::Addr(AddrArg::raw(addr, addrlen)),
-            )
-        },
+        || Call::on(CallName::Connect, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -145,11 +120,7 @@ pub unsafe extern "C" fn ss_connect(
 ///
 /// `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_accept(
-    sockfd: c_int,
-    addr: *mut sockaddr,
-    addrlen: *mut socklen_t,
-) -> c_int {
+pub unsafe extern "C" fn ss_accept(sockfd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
     // SAFETY: the kernel checks both pointers.
     let peer = unsafe { UserAddrOut::from_c(addr, addrlen) };
     boundary(

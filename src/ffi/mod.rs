@@ -16,12 +16,15 @@ use crate::error::{self, Errno};
 use crate::socket::Fd;
 use crate::{fdtable, trace};
 
-pub mod diagnostics;
-pub mod io;
+// Declared in the order the header presents them.
 pub mod lifecycle;
+pub mod io;
 pub mod options;
+pub mod helpers;
+pub mod diagnostics;
 
 pub use diagnostics::*;
+pub use helpers::*;
 pub use io::*;
 pub use lifecycle::*;
 pub use options::*;
@@ -87,7 +90,7 @@ impl IntoC<ssize_t> for usize {
 }
 
 /// Why an inner operation failed: the errno and, for helpers, an explanation.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reported {
     /// The errno to set.
     pub errno: Errno,
@@ -110,11 +113,7 @@ impl From<Errno> for Reported {
 /// `used_fd` is the descriptor a success marks as in use (`-1` for none);
 /// `describe` builds the [`Call`] only when a message or trace line needs it.
 #[inline(always)]
-pub fn boundary<T, R, E>(
-    used_fd: c_int,
-    body: impl FnOnce() -> Result<T, E>,
-    describe: impl FnOnce() -> Call,
-) -> R
+pub fn boundary<T, R, E>(used_fd: c_int, body: impl FnOnce() -> Result<T, E>, describe: impl FnOnce() -> Call) -> R
 where
     T: IntoC<R>,
     R: CReturn,
@@ -166,9 +165,7 @@ fn failed(mut call: Call, why: Reported) {
         a.capture(Some(why.errno));
     }
     let context = match why.context {
-        Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(call.fd) => {
-            Context::ClosedBySafesock
-        }
+        Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(call.fd) => Context::ClosedBySafesock,
         other => other,
     };
     error::record(Failure {
@@ -217,10 +214,7 @@ mod tests {
 
     fn last_error() -> String {
         // SAFETY: ss_last_error returns a valid NUL-terminated string.
-        unsafe { CStr::from_ptr(ss_last_error()) }
-            .to_str()
-            .unwrap()
-            .to_owned()
+        unsafe { CStr::from_ptr(ss_last_error()) }.to_str().unwrap().to_owned()
     }
 
     #[test]

@@ -16,11 +16,7 @@ use crate::socket::{self, Fd};
 ///
 /// `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_getsockname(
-    sockfd: c_int,
-    addr: *mut sockaddr,
-    addrlen: *mut socklen_t,
-) -> c_int {
+pub unsafe extern "C" fn ss_getsockname(sockfd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
     // SAFETY: the kernel checks both pointers.
     let out = unsafe { UserAddrOut::from_c(addr, addrlen) };
     boundary(
@@ -36,11 +32,7 @@ pub unsafe extern "C" fn ss_getsockname(
 ///
 /// `addr` and `addrlen` are handed to the kernel unread; any value is allowed.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ss_getpeername(
-    sockfd: c_int,
-    addr: *mut sockaddr,
-    addrlen: *mut socklen_t,
-) -> c_int {
+pub unsafe extern "C" fn ss_getpeername(sockfd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
     // SAFETY: the kernel checks both pointers.
     let out = unsafe { UserAddrOut::from_c(addr, addrlen) };
     boundary(
@@ -68,16 +60,7 @@ pub unsafe extern "C" fn ss_getsockopt(
     boundary(
         sockfd,
         || socket::getsockopt(Fd(sockfd), level, optname, out),
-        || {
-            Call::on(
-                CallName::Getsockopt,
-                sockfd,
-                Detail::Opt {
-                    level,
-                    name: optname,
-                },
-            )
-        },
+        || Call::on(CallName::Getsockopt, sockfd, Detail::Opt { level, name: optname }),
     )
 }
 
@@ -100,15 +83,6 @@ pub unsafe extern "C" fn ss_setsockopt(
     boundary(
         sockfd,
         || socket::setsockopt(Fd(sockfd), level, optname, value),
-        || {
-            Call::on(
-                CallName::Setsockopt,
-                sockfd,
-                Detail::Opt {
-                    level,
-                    name: optname,
-                },
-            )
-        },
+        || Call::on(CallName::Setsockopt, sockfd, Detail::Opt { level, name: optname }),
     )
 }
