@@ -74,10 +74,10 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
         }
         Detail::Backlog(b) => write!(out, "{sep}backlog {b}")?,
         Detail::Flags(f) => write!(out, "{sep}flags {f:#x}")?,
-        Detail::Count(n) => write!(out, "{sep}{n} bytes")?,
-        Detail::CountFlags(n, f) => write!(out, "{sep}{n} bytes, flags {f:#x}")?,
+        Detail::Count(n) => write!(out, "{sep}{n} {}", bytes(*n))?,
+        Detail::CountFlags(n, f) => write!(out, "{sep}{n} {}, flags {f:#x}", bytes(*n))?,
         Detail::SendTo(n, f, a) => {
-            write!(out, "{sep}{n} bytes, flags {f:#x}, ")?;
+            write!(out, "{sep}{n} {}, flags {f:#x}, ", bytes(*n))?;
             write_addr(out, a)?;
         }
         Detail::Iov(n) => write!(out, "{sep}{n} buffers")?,
@@ -122,6 +122,10 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
         }
     }
     out.write_char(')')
+}
+
+fn bytes(n: usize) -> &'static str {
+    if n == 1 { "byte" } else { "bytes" }
 }
 
 fn takes_fd(name: CallName) -> bool {

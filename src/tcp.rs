@@ -5,6 +5,7 @@ use core::mem::MaybeUninit;
 
 use libc::socklen_t;
 
+use crate::addr::{AddrCopy, Decoded};
 use crate::error::{Errno, Result};
 use crate::sys;
 
@@ -37,24 +38,193 @@ pub fn state_name(state: c_int) -> &'static CStr {
 
 /// The TCP state of `fd` from `TCP_INFO`: `ENOPROTOOPT`/`EOPNOTSUPP` for a socket
 /// that is not TCP, `ENOTSOCK`/`EBADF` as the kernel says.
+///
+/// Linux hands a connection that enters TIME_WAIT to a small separate
+/// record and reports the descriptor's own socket as CLOSE from then on. So
+/// for a socket that did take part in a connection and now reads CLOSE, the
+/// kernel's socket table is asked whether a TIME_WAIT entry holds its local
+/// address; if so, the state is TIME_WAIT.
 pub fn state(fd: c_int) -> Result<c_int> {
+    let info = tcp_info(fd)?;
+    let state = c_int::from(info.tcpi_state);
+    if state == CLOSE && info.tcpi_segs_in > 0 && local_addr_in_time_wait(fd) {
+        return Ok(TIME_WAIT);
+    }
+    Ok(state)
+}
+
+const TIME_WAIT: c_int = 6;
+const CLOSE: c_int = 7;
+
+fn tcp_info(fd: c_int) -> Result<libc::tcp_info> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = size_of::<libc::tcp_info>() as socklen_t;
     // SAFETY: both pointers refer to locals of the sizes given.
-    unsafe {
-        sys::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    }?;
+    unsafe { sys::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) }?;
     if len < 1 {
         return Err(Errno(libc::EINVAL));
     }
-    // SAFETY: zero-initialised, and the kernel wrote at least the first byte (tcpi_state).
-    Ok(c_int::from(unsafe { info.assume_init() }.tcpi_state))
+    // SAFETY: zero-initialised, and the kernel wrote a prefix of it.
+    Ok(unsafe { info.assume_init() })
+}
+
+/// Whether a TIME_WAIT entry exists for the local address of `fd` (asked
+/// through the NETLINK_SOCK_DIAG socket table). False when it cannot tell.
+fn local_addr_in_time_wait(fd: c_int) -> bool {
+    // SAFETY: sockaddr_storage is plain data.
+    let mut storage: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
+    // SAFETY: both pointers refer to locals of the sizes given.
+    if unsafe { sys::getsockname(fd, (&raw mut storage).cast(), &mut len) }.is_err() {
+        return false;
+    }
+    // SAFETY: the kernel filled `len` bytes of the local storage.
+    let local = unsafe { AddrCopy::read((&raw const storage).cast(), len) };
+    let Decoded::Inet(local) = local.decode() else { return false };
+    diag::time_wait_exists(local).unwrap_or(false)
+}
+
+/// A minimal client of the kernel's socket table (`sock_diag(7)`).
+mod diag {
+    use core::ffi::c_int;
+    use std::net::SocketAddr;
+
+    use crate::error::{Errno, Result};
+    use crate::sys;
+
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct SockId {
+        sport: [u8; 2],
+        dport: [u8; 2],
+        src: [u8; 16],
+        dst: [u8; 16],
+        interface: u32,
+        cookie: [u32; 2],
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Request {
+        family: u8,
+        protocol: u8,
+        ext: u8,
+        pad: u8,
+        states: u32,
+        id: SockId,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Reply {
+        family: u8,
+        state: u8,
+        timer: u8,
+        retrans: u8,
+        id: SockId,
+        expires: u32,
+        rqueue: u32,
+        wqueue: u32,
+        uid: u32,
+        inode: u32,
+    }
+
+    #[repr(C)]
+    struct Message {
+        header: libc::nlmsghdr,
+        request: Request,
+    }
+
+    /// Closes the netlink socket when the query ends.
+    struct Owned(c_int);
+
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            let _ = sys::close(self.0);
+        }
+    }
+
+    /// Lists the TCP TIME_WAIT entries of `local`'s family and looks for `local`.
+    pub fn time_wait_exists(local: SocketAddr) -> Result<bool> {
+        let sock = Owned(sys::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG)?);
+        let family = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let message = Message {
+            header: libc::nlmsghdr {
+                nlmsg_len: size_of::<Message>() as u32,
+                nlmsg_type: SOCK_DIAG_BY_FAMILY,
+                nlmsg_flags: (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+                nlmsg_seq: 1,
+                nlmsg_pid: 0,
+            },
+            request: Request {
+                family: family as u8,
+                protocol: libc::IPPROTO_TCP as u8,
+                states: 1 << super::TIME_WAIT,
+                ..Request::default()
+            },
+        };
+        // SAFETY: `message` is a local of the size given; the kernel only reads it.
+        unsafe { sys::send(sock.0, (&raw const message).cast(), size_of::<Message>(), 0) }?;
+        let mut buf = vec![0u8; 32 * 1024];
+        // Bounded: a dump ends with NLMSG_DONE; give up after many reads.
+        for _ in 0..4096 {
+            // SAFETY: `buf` is a local buffer of the length given.
+            let n = unsafe { sys::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) }?;
+            if n == 0 {
+                return Ok(false);
+            }
+            match scan(&buf[..n], local) {
+                Scan::Found => return Ok(true),
+                Scan::Done => return Ok(false),
+                Scan::More => {}
+            }
+        }
+        Err(Errno(libc::EIO))
+    }
+
+    enum Scan {
+        Found,
+        Done,
+        More,
+    }
+
+    fn scan(mut bytes: &[u8], local: SocketAddr) -> Scan {
+        let header_len = size_of::<libc::nlmsghdr>();
+        while bytes.len() >= header_len {
+            // SAFETY: at least header_len bytes remain; read_unaligned copes with any alignment.
+            let header: libc::nlmsghdr = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let len = header.nlmsg_len as usize;
+            if len < header_len || len > bytes.len() {
+                return Scan::Done;
+            }
+            match c_int::from(header.nlmsg_type) {
+                libc::NLMSG_DONE | libc::NLMSG_ERROR => return Scan::Done,
+                _ if len >= header_len + size_of::<Reply>() => {
+                    // SAFETY: the message holds a whole Reply after its header (checked above).
+                    let reply: Reply = unsafe { core::ptr::read_unaligned(bytes[header_len..].as_ptr().cast()) };
+                    if matches_local(&reply.id, local) {
+                        return Scan::Found;
+                    }
+                }
+                _ => {}
+            }
+            let aligned = (len + 3) & !3;
+            bytes = &bytes[aligned.min(bytes.len())..];
+        }
+        Scan::More
+    }
+
+    fn matches_local(id: &SockId, local: SocketAddr) -> bool {
+        if id.sport != local.port().to_be_bytes() {
+            return false;
+        }
+        match local {
+            SocketAddr::V4(v4) => id.src[..4] == v4.ip().octets(),
+            SocketAddr::V6(v6) => id.src == v6.ip().octets(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +249,31 @@ mod tests {
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert!(state(u.as_raw_fd()).is_err());
         assert_eq!(state(-1), Err(Errno(libc::EBADF)));
+    }
+
+    #[test]
+    fn side_that_closes_first_reports_time_wait() {
+        use std::io::Read;
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::os::fd::AsRawFd;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut b, _) = l.accept().unwrap();
+        assert_eq!(state(a.as_raw_fd()), Ok(1));
+        a.shutdown(Shutdown::Write).unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(b.read(&mut byte).unwrap(), 0);
+        assert_eq!(state(b.as_raw_fd()), Ok(8), "CLOSE_WAIT after reading end of file");
+        b.shutdown(Shutdown::Write).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(a.as_raw_fd()) != Ok(TIME_WAIT) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(state(a.as_raw_fd()), Ok(TIME_WAIT));
+        // A socket that never connected stays CLOSE.
+        let fresh = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        drop(fresh);
+        let unconnected = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        assert_eq!(state(unconnected.as_raw_fd()), Ok(CLOSE));
     }
 }
