@@ -262,7 +262,14 @@ pub fn write_decoded(out: &mut dyn fmt::Write, decoded: &Decoded<'_>) -> fmt::Re
         }
         Decoded::UnixPath(path) => {
             out.write_str("unix:")?;
-            write_escaped(out, path)
+            // A path starting with '@' would read back as an abstract name.
+            match path.split_first() {
+                Some((b'@', rest)) => {
+                    out.write_str("\\x40")?;
+                    write_escaped(out, rest)
+                }
+                _ => write_escaped(out, path),
+            }
         }
         Decoded::UnixAbstract(name) => {
             out.write_str("unix:@")?;
@@ -574,7 +581,13 @@ mod tests {
 
     #[test]
     fn unix_text_round_trips_with_escapes() {
-        for good in ["unix:/tmp/x", "unix:@abs", "unix:@a\\x00b", "unix:/sp\\x20ace\\\\"] {
+        for good in [
+            "unix:/tmp/x",
+            "unix:@abs",
+            "unix:@a\\x00b",
+            "unix:/sp\\x20ace\\\\",
+            "unix:\\x40rel",
+        ] {
             let c = parse(good).unwrap();
             assert_eq!(text(&c), good);
         }

@@ -30,10 +30,12 @@ const KIND_MASK: u8 = 0b11 << KIND_SHIFT;
 pub enum WriteKind {
     /// Not known yet: the first write asks the kernel (`SO_TYPE`).
     Unknown = 0,
-    /// `write`/`writev` as they are: not a socket, or a socket that never raises SIGPIPE.
+    /// Not a stream socket: written with `pwritev2(RWF_NOSIGNAL)`.
     Plain = 1,
     /// A stream socket: written with `send`/`sendmsg` and `MSG_NOSIGNAL`.
     NoSignal = 2,
+    /// A non-socket whose driver refuses `pwritev2` flags: `write`/`writev` as they are.
+    Legacy = 3,
 }
 
 static CHUNK_PTRS: [AtomicPtr<AtomicU8>; CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
@@ -183,6 +185,7 @@ pub fn write_kind(fd: i32) -> WriteKind {
     match slot(fd).map_or(0, |s| (s.load(Ordering::Relaxed) & KIND_MASK) >> KIND_SHIFT) {
         1 => WriteKind::Plain,
         2 => WriteKind::NoSignal,
+        3 => WriteKind::Legacy,
         _ => WriteKind::Unknown,
     }
 }

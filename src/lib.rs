@@ -14,6 +14,7 @@
 //!   unread; turned into Rust slices only after the kernel accepted it.
 //! - [`socket`]: the inner safe layer: typed descriptors and the safety defaults
 //!   (close-on-exec, no SIGPIPE, no double close).
+//! - [`nosignal`]: how `ss_write`/`ss_writev` avoid SIGPIPE in one system call.
 //! - [`sys`]: the raw system calls, each exactly one call into libc.
 //! - [`fdtable`]: the lock-free per-descriptor state behind the double-close rule
 //!   and the no-SIGPIPE write path.
@@ -32,6 +33,7 @@ pub mod fmtbuf;
 pub mod chores;
 pub mod mem;
 pub mod message;
+pub mod nosignal;
 pub mod resolve;
 pub mod socket;
 pub mod sys;

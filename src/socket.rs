@@ -8,33 +8,26 @@
 //!
 //! 1. close-on-exec: `SOCK_CLOEXEC` / `MSG_CMSG_CLOEXEC` on every call that
 //!    creates a descriptor;
-//! 2. no SIGPIPE: `MSG_NOSIGNAL` on every send, and stream sockets written by
-//!    `write`/`writev` go through `send`/`sendmsg` (see [`write`]);
+//! 2. no SIGPIPE: `MSG_NOSIGNAL` on every send; `write`/`writev` are in
+//!    [`crate::nosignal`];
 //! 3. no double close: [`close`] claims the number in [`crate::fdtable`].
 
 use core::ffi::c_int;
 
-use libc::{msghdr, socklen_t};
+use libc::socklen_t;
 
 use crate::error::{Errno, Result};
 use crate::fdtable::{self, CloseTicket, WriteKind};
 use crate::mem::{UserAddr, UserAddrOut, UserIn, UserIov, UserMsg, UserMsgMut, UserOptOut, UserOut, UserPair};
+pub use crate::nosignal::{write, writev};
 use crate::sys;
 
 /// A descriptor number lent by the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fd(pub c_int);
 
-/// The most one `read`/`write` moves (`MAX_RW_COUNT`: `INT_MAX` rounded down to a page).
-/// `write` and `send` differ beyond it (`write` checks the whole range first), so
-/// larger writes take the exact but slower path.
-pub(crate) const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
-
-/// `IOV_MAX` on Linux: `writev` rejects more with `EINVAL`, `sendmsg` with `EMSGSIZE`.
-pub(crate) const IOV_MAX: c_int = 1024;
-
 /// How writes to a new socket of `ty` in `domain` avoid SIGPIPE.
-fn kind_for(domain: c_int, ty: c_int) -> WriteKind {
+pub(crate) fn kind_for(domain: c_int, ty: c_int) -> WriteKind {
     match ty & 0xf {
         libc::SOCK_STREAM => WriteKind::NoSignal,
         // AF_UNIX seqpacket reports EPIPE without a signal; others (SCTP) may raise one.
@@ -182,142 +175,9 @@ pub fn close(fd: Fd) -> Result<()> {
     result
 }
 
-/// `write`, without SIGPIPE on a socket.
-///
-/// A stream socket is written with `send(MSG_NOSIGNAL)`, which moves the same
-/// bytes with the same results; anything else with `write` itself. Which is
-/// which is remembered per descriptor in [`fdtable`] (learnt from the call
-/// that created it, or from one `SO_TYPE` query the first time), so the steady
-/// state is one system call either way.
-pub fn write(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
-    // A zero-length write sends nothing, so it cannot raise SIGPIPE; and `send`
-    // would emit an empty datagram where `write` does not.
-    if buf.len == 0 {
-        return write_plain(fd, buf);
-    }
-    match fdtable::write_kind(fd.0) {
-        WriteKind::Plain => write_plain(fd, buf),
-        WriteKind::NoSignal => match write_nosignal(fd, buf) {
-            Err(e) if suggests_stale_kind(e) => write_learning_kind(fd, buf, e),
-            result => result,
-        },
-        WriteKind::Unknown => write_learning_kind(fd, buf, Errno(0)),
-    }
-}
-
-fn write_plain(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
-    // SAFETY: UserIn carries caller memory the kernel only reads.
-    unsafe { sys::write(fd.0, buf.ptr, buf.len) }
-}
-
-fn write_nosignal(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
-    if buf.len > MAX_RW_COUNT {
-        return sys::without_sigpipe(|| write_plain(fd, buf));
-    }
-    // SAFETY: UserIn carries caller memory the kernel only reads.
-    unsafe { sys::send(fd.0, buf.ptr, buf.len, libc::MSG_NOSIGNAL) }
-}
-
-/// Asks the kernel what `fd` is, remembers it, and writes accordingly. With
-/// `first_error` set, a `send` already failed with it; if `fd` is still a
-/// stream socket that error stands (write would have given the same).
-fn write_learning_kind(fd: Fd, buf: UserIn<'_>, first_error: Errno) -> Result<usize> {
-    match learn_kind(fd) {
-        Some(WriteKind::NoSignal) if first_error.0 != 0 => Err(first_error),
-        Some(WriteKind::NoSignal) => write_nosignal(fd, buf),
-        // Not a socket that can raise SIGPIPE, or not open at all: `write`
-        // gives exactly libc's answer.
-        _ => write_plain(fd, buf),
-    }
-}
-
-/// Errors from `send`/`sendmsg` that may mean the number no longer holds the
-/// stream socket remembered for it (closed and reused behind safesock's back),
-/// or that `write` orders its checks differently.
-fn suggests_stale_kind(e: Errno) -> bool {
-    matches!(e.0, libc::EBADF | libc::ENOTSOCK | libc::EFAULT)
-}
-
-/// Classifies `fd` with `SO_TYPE` (and `SO_DOMAIN` for seqpacket) and records
-/// the answer; `None` when the kernel cannot say (not open).
-fn learn_kind(fd: Fd) -> Option<WriteKind> {
-    let kind = match sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_TYPE) {
-        Ok(libc::SOCK_SEQPACKET) => {
-            let domain = sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_DOMAIN).unwrap_or(libc::AF_UNSPEC);
-            kind_for(domain, libc::SOCK_SEQPACKET)
-        }
-        Ok(ty) => kind_for(libc::AF_UNSPEC, ty),
-        Err(Errno(libc::ENOTSOCK)) => WriteKind::Plain,
-        Err(_) => return None,
-    };
-    fdtable::set_write_kind(fd.0, kind);
-    Some(kind)
-}
-
-/// `writev`, without SIGPIPE on a socket (as [`write`]).
-pub fn writev(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
-    // Out-of-range counts fail in the kernel before any byte moves; zero
-    // buffers move nothing. Both are answered by writev itself.
-    if iov.count <= 0 || iov.count > IOV_MAX {
-        return writev_plain(fd, iov);
-    }
-    match fdtable::write_kind(fd.0) {
-        WriteKind::Plain => writev_plain(fd, iov),
-        WriteKind::NoSignal => match writev_nosignal(fd, iov) {
-            Err(e) if suggests_stale_kind(e) => writev_learning_kind(fd, iov, e),
-            result => result,
-        },
-        WriteKind::Unknown => writev_learning_kind(fd, iov, Errno(0)),
-    }
-}
-
-fn writev_plain(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
-    // SAFETY: UserIov carries caller memory the kernel only reads.
-    unsafe { sys::writev(fd.0, iov.ptr, iov.count) }
-}
-
-fn writev_nosignal(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: msghdr = unsafe { core::mem::zeroed() };
-    msg.msg_iov = iov.ptr.cast_mut();
-    msg.msg_iovlen = iov.count as usize;
-    // SAFETY: the header is a local; the array and buffers it names are
-    // caller memory the kernel only reads.
-    match unsafe { sys::sendmsg(fd.0, &msg, libc::MSG_NOSIGNAL) } {
-        // writev returns 0 for buffers that add up to nothing without asking
-        // the socket; sendmsg asks it, which fails on an unconnected or shut
-        // down socket. Those errors come after the kernel copied the array.
-        Err(e) if fails_after_reading_iov(e) => {
-            // SAFETY: the error shows the kernel already copied the whole array.
-            if unsafe { iov.total_len_after_kernel_read() } == 0 {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        }
-        result => result,
-    }
-}
-
-fn fails_after_reading_iov(e: Errno) -> bool {
-    !matches!(
-        e.0,
-        libc::EFAULT | libc::EINVAL | libc::EBADF | libc::ENOTSOCK | libc::ENOMEM | libc::EMSGSIZE
-    )
-}
-
-fn writev_learning_kind(fd: Fd, iov: UserIov<'_>, first_error: Errno) -> Result<usize> {
-    match learn_kind(fd) {
-        Some(WriteKind::NoSignal) if first_error.0 != 0 => Err(first_error),
-        Some(WriteKind::NoSignal) => writev_nosignal(fd, iov),
-        _ => writev_plain(fd, iov),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::mem::MaybeUninit;
 
     fn pair(ty: c_int) -> [c_int; 2] {
         let mut sv = [-1; 2];
@@ -341,52 +201,6 @@ mod tests {
         assert_eq!(fdtable::write_kind(sv[0]), WriteKind::Plain);
         close(Fd(sv[0])).unwrap();
         close(Fd(sv[1])).unwrap();
-    }
-
-    #[test]
-    fn write_to_closed_stream_peer_is_epipe_without_signal() {
-        // SIGPIPE stays at its default action: a raised signal would kill the test binary.
-        for ty in [libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
-            let sv = pair(ty);
-            close(Fd(sv[1])).unwrap();
-            assert_eq!(write(Fd(sv[0]), UserIn::from_slice(b"x")), Err(Errno(libc::EPIPE)));
-            let iov = [libc::iovec {
-                iov_base: b"y".as_ptr() as *mut _,
-                iov_len: 1,
-            }];
-            assert_eq!(writev(Fd(sv[0]), UserIov::from_slice(&iov)), Err(Errno(libc::EPIPE)));
-            close(Fd(sv[0])).unwrap();
-        }
-    }
-
-    #[test]
-    fn zero_length_writev_on_shut_stream_returns_zero_like_libc() {
-        let sv = pair(libc::SOCK_STREAM);
-        shutdown(Fd(sv[0]), libc::SHUT_WR).unwrap();
-        let iov = [libc::iovec {
-            iov_base: core::ptr::null_mut(),
-            iov_len: 0,
-        }];
-        assert_eq!(writev(Fd(sv[0]), UserIov::from_slice(&iov)), Ok(0));
-        close(Fd(sv[0])).unwrap();
-        close(Fd(sv[1])).unwrap();
-    }
-
-    #[test]
-    fn write_learns_kind_of_foreign_descriptors() {
-        let mut p = [0; 2];
-        // SAFETY: p has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        assert_eq!(write(Fd(p[1]), UserIn::from_slice(b"abc")), Ok(3));
-        assert_eq!(fdtable::write_kind(p[1]), WriteKind::Plain);
-        let mut buf = [MaybeUninit::uninit(); 8];
-        assert_eq!(read(Fd(p[0]), UserOut::from_uninit(&mut buf)), Ok(3));
-        // The pipe came from outside safesock (and its numbers may have been
-        // closed by ss_close in another test): close it the plain way.
-        // SAFETY: both descriptors belong to this test.
-        unsafe { libc::close(p[0]) };
-        // SAFETY: as above.
-        unsafe { libc::close(p[1]) };
     }
 
     #[test]

@@ -144,6 +144,26 @@ pub unsafe fn writev(fd: c_int, iov: *const iovec, count: c_int) -> Result<usize
     check_len(unsafe { libc::writev(fd, iov, count) })
 }
 
+/// `pwritev2(2)`.
+///
+/// # Safety
+///
+/// The array and the buffers are only read, by the kernel.
+#[inline]
+pub unsafe fn pwritev2(fd: c_int, iov: *const iovec, count: c_int, offset: libc::off_t, flags: c_int) -> Result<usize> {
+    // SAFETY: the kernel validates the array and the buffers.
+    check_len(unsafe { libc::pwritev2(fd, iov, count, offset, flags) })
+}
+
+/// Raises SIGPIPE on the calling thread, as the kernel does for a write to a
+/// pipe without a reader.
+pub fn raise_sigpipe_on_this_thread() {
+    let saved = Errno::last();
+    // SAFETY: tgkill with our own process and thread ids and a valid signal.
+    unsafe { libc::tgkill(libc::getpid(), libc::gettid(), libc::SIGPIPE) };
+    saved.set();
+}
+
 /// `recvmsg(2)`.
 ///
 /// # Safety

@@ -47,7 +47,7 @@ pub fn state_name(state: c_int) -> &'static CStr {
 pub fn state(fd: c_int) -> Result<c_int> {
     let info = tcp_info(fd)?;
     let state = c_int::from(info.tcpi_state);
-    if state == CLOSE && info.tcpi_segs_in > 0 && local_addr_in_time_wait(fd) {
+    if state == CLOSE && info.tcpi_segs_in > 0 && connection_in_time_wait(fd) {
         return Ok(TIME_WAIT);
     }
     Ok(state)
@@ -60,7 +60,15 @@ fn tcp_info(fd: c_int) -> Result<libc::tcp_info> {
     let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
     let mut len = size_of::<libc::tcp_info>() as socklen_t;
     // SAFETY: both pointers refer to locals of the sizes given.
-    unsafe { sys::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) }?;
+    unsafe {
+        sys::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    }?;
     if len < 1 {
         return Err(Errno(libc::EINVAL));
     }
@@ -68,20 +76,47 @@ fn tcp_info(fd: c_int) -> Result<libc::tcp_info> {
     Ok(unsafe { info.assume_init() })
 }
 
-/// Whether a TIME_WAIT entry exists for the local address of `fd` (asked
-/// through the NETLINK_SOCK_DIAG socket table). False when it cannot tell.
-fn local_addr_in_time_wait(fd: c_int) -> bool {
+/// Whether a TIME_WAIT entry exists for the connection `fd` took part in:
+/// its local address (`getsockname`) and its peer (`SO_PEERNAME`, which,
+/// unlike `getpeername`, still answers for a closed socket), asked through
+/// the NETLINK_SOCK_DIAG socket table. False when it cannot tell.
+fn connection_in_time_wait(fd: c_int) -> bool {
+    let Some(local) = inet_name(fd, Name::Local) else {
+        return false;
+    };
+    // SO_PEERNAME wants exactly the address size of the family.
+    let Some(peer) = inet_name(fd, Name::Peer(if local.is_ipv4() { 16 } else { 28 })) else {
+        return false;
+    };
+    diag::time_wait_exists(local, peer).unwrap_or(false)
+}
+
+enum Name {
+    Local,
+    /// The peer, asked with this address length.
+    Peer(socklen_t),
+}
+
+fn inet_name(fd: c_int, which: Name) -> Option<std::net::SocketAddr> {
     // SAFETY: sockaddr_storage is plain data.
     let mut storage: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as socklen_t;
-    // SAFETY: both pointers refer to locals of the sizes given.
-    if unsafe { sys::getsockname(fd, (&raw mut storage).cast(), &mut len) }.is_err() {
-        return false;
-    }
+    let mut len = match which {
+        Name::Local => size_of::<libc::sockaddr_storage>() as socklen_t,
+        Name::Peer(len) => len,
+    };
+    let out = (&raw mut storage).cast();
+    let got = match which {
+        // SAFETY: both pointers refer to locals of the sizes given.
+        Name::Local => unsafe { sys::getsockname(fd, out, &mut len) },
+        // SAFETY: as above.
+        Name::Peer(_) => unsafe { sys::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERNAME, out.cast(), &mut len) },
+    };
+    got.ok()?;
     // SAFETY: the kernel filled `len` bytes of the local storage.
-    let local = unsafe { AddrCopy::read((&raw const storage).cast(), len) };
-    let Decoded::Inet(local) = local.decode() else { return false };
-    diag::time_wait_exists(local).unwrap_or(false)
+    match unsafe { AddrCopy::read((&raw const storage).cast(), len) }.decode() {
+        Decoded::Inet(a) => Some(a),
+        _ => None,
+    }
 }
 
 /// A minimal client of the kernel's socket table (`sock_diag(7)`).
@@ -146,9 +181,14 @@ mod diag {
         }
     }
 
-    /// Lists the TCP TIME_WAIT entries of `local`'s family and looks for `local`.
-    pub fn time_wait_exists(local: SocketAddr) -> Result<bool> {
-        let sock = Owned(sys::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG)?);
+    /// Lists the TCP TIME_WAIT entries of `local`'s family and looks for the
+    /// connection between `local` and `peer`.
+    pub fn time_wait_exists(local: SocketAddr, peer: SocketAddr) -> Result<bool> {
+        let sock = Owned(sys::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )?);
         let family = if local.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
         let message = Message {
             header: libc::nlmsghdr {
@@ -175,7 +215,7 @@ mod diag {
             if n == 0 {
                 return Ok(false);
             }
-            match scan(&buf[..n], local) {
+            match scan(&buf[..n], local, peer) {
                 Scan::Found => return Ok(true),
                 Scan::Done => return Ok(false),
                 Scan::More => {}
@@ -190,7 +230,7 @@ mod diag {
         More,
     }
 
-    fn scan(mut bytes: &[u8], local: SocketAddr) -> Scan {
+    fn scan(mut bytes: &[u8], local: SocketAddr, peer: SocketAddr) -> Scan {
         let header_len = size_of::<libc::nlmsghdr>();
         while bytes.len() >= header_len {
             // SAFETY: at least header_len bytes remain; read_unaligned copes with any alignment.
@@ -204,7 +244,9 @@ mod diag {
                 _ if len >= header_len + size_of::<Reply>() => {
                     // SAFETY: the message holds a whole Reply after its header (checked above).
                     let reply: Reply = unsafe { core::ptr::read_unaligned(bytes[header_len..].as_ptr().cast()) };
-                    if matches_local(&reply.id, local) {
+                    if same_endpoint(reply.id.sport, &reply.id.src, local)
+                        && same_endpoint(reply.id.dport, &reply.id.dst, peer)
+                    {
                         return Scan::Found;
                     }
                 }
@@ -216,14 +258,12 @@ mod diag {
         Scan::More
     }
 
-    fn matches_local(id: &SockId, local: SocketAddr) -> bool {
-        if id.sport != local.port().to_be_bytes() {
-            return false;
-        }
-        match local {
-            SocketAddr::V4(v4) => id.src[..4] == v4.ip().octets(),
-            SocketAddr::V6(v6) => id.src == v6.ip().octets(),
-        }
+    fn same_endpoint(port: [u8; 2], ip: &[u8; 16], want: SocketAddr) -> bool {
+        port == want.port().to_be_bytes()
+            && match want {
+                SocketAddr::V4(v4) => ip[..4] == v4.ip().octets(),
+                SocketAddr::V6(v6) => *ip == v6.ip().octets(),
+            }
     }
 }
 
