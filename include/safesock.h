@@ -344,8 +344,8 @@ int ss_setsockopt(int sockfd, int level, int optname, const void *optval, sockle
  * `ss_local_port` tells which. `backlog` is passed to `listen`.
  *
  * Returns the listening descriptor (close-on-exec), or -1 with `errno`:
- * `EINVAL` for malformed text or NULL (the message quotes the text and the
- * expected form); `ENOENT` for a host name that does not resolve (`EAGAIN`
+ * `EINVAL` for malformed text, NULL, or text over 1024 bytes (the message
+ * quotes the text and the expected form); `ENOENT` for a host name that does not resolve (`EAGAIN`
  * when the resolver failed temporarily), with the resolver's text in the
  * message; `EFAULT` for unreadable text; otherwise what socket/bind/listen said.
  *

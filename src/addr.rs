@@ -323,6 +323,8 @@ pub enum ParseError {
     PathTooLong,
     /// A `\` escape in an AF_UNIX path is malformed.
     Escape,
+    /// The text is longer than any address could be.
+    TooLong,
 }
 
 impl ParseError {
@@ -337,6 +339,7 @@ impl ParseError {
             ParseError::Scope => "the IPv6 scope after '%' must be an interface name or index",
             ParseError::PathTooLong => "an AF_UNIX path holds at most 107 bytes (108 with the NUL)",
             ParseError::Escape => "a '\\' in a unix path must be '\\\\' or '\\xNN'",
+            ParseError::TooLong => "the text is over 1024 bytes long, longer than any address",
         }
     }
 

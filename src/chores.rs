@@ -36,13 +36,24 @@ fn set_transferred(n: usize) {
     TRANSFERRED.with(|t| t.set(n));
 }
 
-/// Reads a helper's address text from caller memory.
+/// Reads a helper's address text from caller memory: `EINVAL` for NULL or a
+/// text longer than any address, `EFAULT` for unreadable memory.
 pub fn read_text(ptr: *const c_char) -> core::result::Result<Vec<u8>, Reported> {
     match mem::read_caller_str(ptr, resolve::MAX_TEXT) {
         Ok(Some(text)) => Ok(text),
         Ok(None) => Err(resolve::parse_failure(addr::ParseError::Form)),
+        Err(Errno(libc::ENAMETOOLONG)) => Err(resolve::parse_failure(addr::ParseError::TooLong)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The first bytes of the text at `ptr`, for quoting in a message when the
+/// whole text could not be taken (too long); `None` if unreadable.
+pub fn text_start(ptr: *const c_char) -> Option<Vec<u8>> {
+    let mut start = vec![0u8; crate::call::TEXT_CAPACITY + 1];
+    let n = mem::copy_from_caller(ptr.cast(), &mut start).ok()?;
+    start.truncate(n);
+    Some(start)
 }
 
 /// Closes a descriptor safesock made and never handed out.

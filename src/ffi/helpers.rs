@@ -41,7 +41,10 @@ fn text_arg(ptr: *const c_char) -> (Result<Vec<u8>, Reported>, impl Fn() -> Deta
     let shown = match &text {
         _ if ptr.is_null() => TextCopy::new(None),
         Ok(t) => TextCopy::new(Some(t)),
-        Err(_) => TextCopy::new(Some(b"<unreadable text>")),
+        Err(_) => match chores::text_start(ptr) {
+            Some(start) => TextCopy::new(Some(&start)),
+            None => TextCopy::new(Some(b"<unreadable text>")),
+        },
     };
     (text, move || Detail::Text(shown))
 }
@@ -55,8 +58,8 @@ fn text_arg(ptr: *const c_char) -> (Result<Vec<u8>, Reported>, impl Fn() -> Deta
 /// `ss_local_port` tells which. `backlog` is passed to `listen`.
 ///
 /// Returns the listening descriptor (close-on-exec), or -1 with `errno`:
-/// `EINVAL` for malformed text or NULL (the message quotes the text and the
-/// expected form); `ENOENT` for a host name that does not resolve (`EAGAIN`
+/// `EINVAL` for malformed text, NULL, or text over 1024 bytes (the message
+/// quotes the text and the expected form); `ENOENT` for a host name that does not resolve (`EAGAIN`
 /// when the resolver failed temporarily), with the resolver's text in the
 /// message; `EFAULT` for unreadable text; otherwise what socket/bind/listen said.
 ///
