@@ -157,9 +157,16 @@ pub enum CloseTicket {
 /// several racing `ss_close` calls proceeds and a number the kernel hands out
 /// again after the close is never marked closed afterwards.
 pub fn begin_close(fd: i32) -> CloseTicket {
-    // Without a slot (out of memory, negative number) the close proceeds
-    // unprotected, as libc's would.
-    let Some(s) = slot_or_grow(fd) else {
+    // A number beyond the table that is not open needs no slot (the close
+    // will fail with EBADF): growing for it would reserve address space for
+    // numbers never used. Without a slot (out of memory, negative number)
+    // the close proceeds unprotected, as libc's would.
+    let slot = match slot(fd) {
+        Some(s) => Some(s),
+        None if !is_open(fd) => None,
+        None => slot_or_grow(fd),
+    };
+    let Some(s) = slot else {
         return CloseTicket::Proceed;
     };
     // The kind is forgotten: the number's next owner may be anything.
@@ -169,6 +176,11 @@ pub fn begin_close(fd: i32) -> CloseTicket {
         return CloseTicket::AlreadyClosed;
     }
     CloseTicket::Proceed
+}
+
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD takes no pointer; it only asks whether the number is open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
 /// Undoes [`begin_close`] when the kernel said the number was not open
@@ -237,9 +249,15 @@ mod tests {
     // descriptors in use by the test harness.
     const BASE: i32 = 3_000_000;
 
+    /// Makes the chunk for `fd` exist, as a descriptor that is open would.
+    fn covered(fd: i32) -> i32 {
+        assert!(slot_or_grow(fd).is_some());
+        fd
+    }
+
     #[test]
     fn close_is_claimed_once_then_refused() {
-        let fd = BASE + 1;
+        let fd = covered(BASE + 1);
         assert!(!is_closed(fd));
         assert_eq!(begin_close(fd), CloseTicket::Proceed);
         assert!(is_closed(fd));
@@ -253,7 +271,7 @@ mod tests {
 
     #[test]
     fn handing_out_clears_closed_and_sets_kind() {
-        let fd = BASE + 2;
+        let fd = covered(BASE + 2);
         assert_eq!(begin_close(fd), CloseTicket::Proceed);
         handed_out(fd, WriteKind::NoSignal);
         assert!(!is_closed(fd));
@@ -277,7 +295,7 @@ mod tests {
     #[test]
     fn racing_claims_let_exactly_one_through() {
         for round in 0..200 {
-            let fd = BASE + 100 + round;
+            let fd = covered(BASE + 100 + round);
             let winners: usize = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..4)
                     .map(|_| s.spawn(move || begin_close(fd) == CloseTicket::Proceed))
@@ -286,6 +304,18 @@ mod tests {
             });
             assert_eq!(winners, 1, "round {round}");
         }
+    }
+
+    #[test]
+    fn closing_a_number_that_is_not_open_grows_nothing() {
+        let far = i32::MAX - 7;
+        assert_eq!(begin_close(far), CloseTicket::Proceed);
+        assert!(!is_closed(far));
+        let (chunk, _, _) = locate(far as u32);
+        assert!(
+            CHUNK_PTRS[chunk].load(Ordering::Acquire).is_null(),
+            "a 1 GiB chunk was reserved"
+        );
     }
 
     #[test]

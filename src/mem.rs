@@ -357,6 +357,23 @@ impl<'a> UserMsgMut<'a> {
         }
     }
 
+    /// Clears `bits` in the `msg_flags` the kernel returned.
+    ///
+    /// # Safety
+    ///
+    /// `recvmsg` must just have succeeded with this header: the kernel then
+    /// wrote `msg_flags` into it, so the field is mapped and writable.
+    pub unsafe fn clear_returned_flags_after_success(&self, bits: c_int) {
+        // SAFETY: the kernel just wrote this field (function contract).
+        unsafe {
+            let flags = &raw mut (*self.ptr).msg_flags;
+            let value = core::ptr::read_unaligned(flags);
+            if value & bits != 0 {
+                core::ptr::write_unaligned(flags, value & !bits);
+            }
+        }
+    }
+
     /// Calls `each` for every descriptor received as `SCM_RIGHTS`.
     ///
     /// # Safety

@@ -3,15 +3,14 @@
 //! `write(2)` takes no flags, so safesock picks the call by what the
 //! descriptor is, remembered per number in [`fdtable`]:
 //!
-//! - a stream socket ([`WriteKind::NoSignal`]) is written with
-//!   `send`/`sendmsg` and `MSG_NOSIGNAL`, which move the same bytes with the
-//!   same results;
-//! - anything else ([`WriteKind::Plain`]) with `pwritev2(..., -1,
-//!   RWF_NOSIGNAL)`, which is `writev` at the current position without the
-//!   signal (Linux 6.18 and later). Because that call is safe for any
-//!   descriptor, a number that was a pipe and now, behind safesock's back,
-//!   holds a socket still raises no SIGPIPE. A pipe whose reader is gone
-//!   still gets the SIGPIPE libc would raise: safesock raises it itself;
+//! - `ss_write` to a stream socket ([`WriteKind::NoSignal`]) is `send` with
+//!   `MSG_NOSIGNAL`, which moves the same bytes with the same results;
+//! - anything else ([`WriteKind::Plain`]), and every `ss_writev`, is
+//!   `pwritev2(..., -1, RWF_NOSIGNAL)`: `writev` at the current position
+//!   without the signal (Linux 6.18 and later). Because that call is safe for
+//!   any descriptor, a number that was a pipe and now, behind safesock's
+//!   back, holds a socket still raises no SIGPIPE. A pipe whose reader is
+//!   gone still gets the SIGPIPE libc would raise: safesock raises it itself;
 //! - a descriptor whose driver refuses `pwritev2` flags (eventfd, some
 //!   devices: [`WriteKind::Legacy`]) and kernels without `RWF_NOSIGNAL` use
 //!   `write`/`writev` themselves: those are not sockets.
@@ -50,50 +49,96 @@ static RWF_NOSIGNAL_SUPPORT: AtomicU8 = AtomicU8::new(UNPROBED);
 
 /// `write`, without SIGPIPE on a socket.
 pub fn write(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
-    // A zero-length write moves nothing and cannot raise SIGPIPE; `send`
-    // would emit an empty datagram where `write` does not.
-    if buf.len == 0 {
-        return write_plain(fd, buf);
-    }
+    // A success leaves errno alone, as libc's does, even when the way to it
+    // went through a failed probe or a stale kind.
+    let entry_errno = Errno::last();
     if buf.len > MAX_RW_COUNT {
-        return sys::without_sigpipe(|| write_plain(fd, buf));
+        return exact_without_sigpipe(fd, || write_plain(fd, buf));
     }
-    let one = [iovec {
-        iov_base: buf.ptr.cast_mut(),
-        iov_len: buf.len,
-    }];
-    match fdtable::write_kind(fd.0) {
+    let result = match fdtable::write_kind(fd.0) {
         WriteKind::NoSignal => match send_nosignal(fd, buf) {
             Err(e) if suggests_stale_kind(e) => write_after_learning(fd, buf, e),
-            result => result,
+            result => return result,
         },
-        WriteKind::Plain => match pwrite_nosignal(fd, &one) {
-            Some(result) => result,
-            None => write_plain(fd, buf),
-        },
-        WriteKind::Legacy => write_plain(fd, buf),
+        WriteKind::Plain => write_not_stream(fd, buf),
+        WriteKind::Legacy => return write_plain(fd, buf),
         WriteKind::Unknown => write_after_learning(fd, buf, Errno(0)),
-    }
+    };
+    keep_errno_on_success(result, entry_errno)
 }
 
 /// `writev`, without SIGPIPE on a socket.
 pub fn writev(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
-    // Out-of-range counts fail in the kernel before any byte moves; zero
-    // buffers move nothing. Both are answered by writev itself.
-    if iov.count <= 0 || iov.count > IOV_MAX {
+    // Out-of-range counts fail in the kernel before any byte moves, and the
+    // kinds that never raise SIGPIPE need nothing: writev itself answers.
+    if iov.count <= 0 || iov.count > IOV_MAX || fdtable::write_kind(fd.0) == WriteKind::Legacy {
         return writev_plain(fd, iov);
     }
+    let entry_errno = Errno::last();
+    // pwritev2(-1) is writev itself for every kind of descriptor (buffers
+    // that add up to nothing do not reach the socket, as with writev), so
+    // only a kernel without RWF_NOSIGNAL needs the kind.
+    match pwritev_nosignal(fd, iov) {
+        Some(result) => result,
+        None => keep_errno_on_success(writev_without_rwf(fd, iov), entry_errno),
+    }
+}
+
+/// `writev` on a kernel without `RWF_NOSIGNAL` (or a [`WriteKind::Legacy`] driver).
+fn writev_without_rwf(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
     match fdtable::write_kind(fd.0) {
         WriteKind::NoSignal => match sendmsg_nosignal(fd, iov) {
             Err(e) if suggests_stale_kind(e) => writev_after_learning(fd, iov, e),
             result => result,
         },
-        WriteKind::Plain => match pwritev_nosignal_caller(fd, iov) {
-            Some(result) => result,
-            None => writev_plain(fd, iov),
-        },
-        WriteKind::Legacy => writev_plain(fd, iov),
         WriteKind::Unknown => writev_after_learning(fd, iov, Errno(0)),
+        WriteKind::Plain | WriteKind::Legacy => writev_plain(fd, iov),
+    }
+}
+
+/// Writes to a descriptor that is not a stream socket.
+fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
+    // pwritev2 answers a zero-length write without asking the descriptor,
+    // where write sends an empty datagram; a zero-length write raises no
+    // SIGPIPE on anything but a stream socket, so write itself serves.
+    if buf.len == 0 {
+        return write_plain(fd, buf);
+    }
+    let one = [iovec {
+        iov_base: buf.ptr.cast_mut(),
+        iov_len: buf.len,
+    }];
+    // SAFETY: the array is a local; the buffer it names is caller memory the
+    // kernel only reads (as in `write`).
+    let iov = unsafe { UserIov::from_c(one.as_ptr(), 1) };
+    pwritev_nosignal(fd, iov).unwrap_or_else(|| write_plain(fd, buf))
+}
+
+/// Puts back the caller's `errno` after a success that took failed calls
+/// (probes, fallbacks) to reach.
+fn keep_errno_on_success<T>(result: Result<T>, entry_errno: Errno) -> Result<T> {
+    if result.is_ok() {
+        entry_errno.set();
+    }
+    result
+}
+
+/// `write` exactly as libc does it for counts `send` and `pwritev2` would
+/// clamp, with SIGPIPE held back; a non-socket then gets the SIGPIPE libc's
+/// would have raised.
+fn exact_without_sigpipe(fd: Fd, write: impl FnOnce() -> Result<usize>) -> Result<usize> {
+    let result = sys::without_sigpipe(write);
+    if result == Err(Errno(libc::EPIPE)) {
+        raise_sigpipe_unless_socket(fd);
+    }
+    result
+}
+
+/// libc's write raises SIGPIPE for a pipe or FIFO without a reader; only
+/// sockets are spared.
+fn raise_sigpipe_unless_socket(fd: Fd) {
+    if sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_TYPE) == Err(Errno(libc::ENOTSOCK)) {
+        sys::raise_sigpipe_on_this_thread();
     }
 }
 
@@ -112,18 +157,10 @@ fn send_nosignal(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
     unsafe { sys::send(fd.0, buf.ptr, buf.len, libc::MSG_NOSIGNAL) }
 }
 
-/// `pwritev2(RWF_NOSIGNAL)` of a local one-entry array naming caller memory.
-fn pwrite_nosignal(fd: Fd, one: &[iovec; 1]) -> Option<Result<usize>> {
-    // SAFETY: the array is a local; the buffer it names is caller memory the
-    // kernel only reads (as in `write`).
-    let iov = unsafe { UserIov::from_c(one.as_ptr(), 1) };
-    pwritev_nosignal_caller(fd, iov)
-}
-
 /// Writes with `pwritev2(..., -1, RWF_NOSIGNAL)`. `None` when the flag is
 /// refused (old kernel, or a driver without flag support: the number is then
 /// remembered as [`WriteKind::Legacy`]) and plain `write`/`writev` must do.
-fn pwritev_nosignal_caller(fd: Fd, iov: UserIov<'_>) -> Option<Result<usize>> {
+fn pwritev_nosignal(fd: Fd, iov: UserIov<'_>) -> Option<Result<usize>> {
     if RWF_NOSIGNAL_SUPPORT.load(Ordering::Relaxed) == UNSUPPORTED {
         return None;
     }
@@ -136,15 +173,14 @@ fn pwritev_nosignal_caller(fd: Fd, iov: UserIov<'_>) -> Option<Result<usize>> {
             None
         }
         Err(Errno(libc::EPIPE)) => {
-            // libc's write raises SIGPIPE for a pipe or FIFO without a reader;
-            // only sockets are spared.
-            if sys::getsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_TYPE) == Err(Errno(libc::ENOTSOCK)) {
-                sys::raise_sigpipe_on_this_thread();
-            }
+            raise_sigpipe_unless_socket(fd);
             Some(Err(Errno(libc::EPIPE)))
         }
         result => {
-            RWF_NOSIGNAL_SUPPORT.store(SUPPORTED, Ordering::Relaxed);
+            // Stored once; later writes only read it (no shared cache line is written).
+            if RWF_NOSIGNAL_SUPPORT.load(Ordering::Relaxed) != SUPPORTED {
+                RWF_NOSIGNAL_SUPPORT.store(SUPPORTED, Ordering::Relaxed);
+            }
             Some(result)
         }
     }
@@ -208,13 +244,7 @@ fn write_after_learning(fd: Fd, buf: UserIn<'_>, first_error: Errno) -> Result<u
     match learn_kind(fd) {
         Some(WriteKind::NoSignal) if first_error.0 != 0 => Err(first_error),
         Some(WriteKind::NoSignal) => send_nosignal(fd, buf),
-        Some(WriteKind::Plain) => {
-            let one = [iovec {
-                iov_base: buf.ptr.cast_mut(),
-                iov_len: buf.len,
-            }];
-            pwrite_nosignal(fd, &one).unwrap_or_else(|| write_plain(fd, buf))
-        }
+        Some(WriteKind::Plain) => write_not_stream(fd, buf),
         // Not open: `write` gives exactly libc's answer.
         _ => write_plain(fd, buf),
     }
@@ -224,7 +254,7 @@ fn writev_after_learning(fd: Fd, iov: UserIov<'_>, first_error: Errno) -> Result
     match learn_kind(fd) {
         Some(WriteKind::NoSignal) if first_error.0 != 0 => Err(first_error),
         Some(WriteKind::NoSignal) => sendmsg_nosignal(fd, iov),
-        Some(WriteKind::Plain) => pwritev_nosignal_caller(fd, iov).unwrap_or_else(|| writev_plain(fd, iov)),
+        Some(WriteKind::Plain) => pwritev_nosignal(fd, iov).unwrap_or_else(|| writev_plain(fd, iov)),
         _ => writev_plain(fd, iov),
     }
 }

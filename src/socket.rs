@@ -75,8 +75,13 @@ pub fn connect(fd: Fd, addr: UserAddr<'_>) -> Result<()> {
 pub fn accept4(fd: Fd, peer: UserAddrOut<'_>, flags: c_int) -> Result<Fd> {
     // SAFETY: UserAddrOut carries caller memory the kernel may write.
     let new = unsafe { sys::accept4(fd.0, peer.ptr, peer.len, flags | libc::SOCK_CLOEXEC) }?;
-    // The listener may be a stream or a seqpacket socket; the first write asks.
-    fdtable::handed_out(new, WriteKind::Unknown);
+    // A connection has the listener's type: a stream listener made by
+    // ss_socket gives stream sockets; otherwise the first write asks.
+    let kind = match fdtable::write_kind(fd.0) {
+        WriteKind::NoSignal => WriteKind::NoSignal,
+        _ => WriteKind::Unknown,
+    };
+    fdtable::handed_out(new, kind);
     Ok(Fd(new))
 }
 
@@ -109,7 +114,13 @@ pub fn recvmsg(fd: Fd, msg: UserMsgMut<'_>, flags: c_int) -> Result<usize> {
     // SAFETY: UserMsgMut carries caller memory the kernel may write.
     let n = unsafe { sys::recvmsg(fd.0, msg.ptr, flags | libc::MSG_CMSG_CLOEXEC) }?;
     // SAFETY: recvmsg just succeeded with this header.
-    unsafe { msg.for_each_received_fd_after_success(|new| fdtable::handed_out(new, WriteKind::Unknown)) };
+    unsafe {
+        // The kernel echoes the flag it was given; the caller did not ask for it.
+        if flags & libc::MSG_CMSG_CLOEXEC == 0 {
+            msg.clear_returned_flags_after_success(libc::MSG_CMSG_CLOEXEC);
+        }
+        msg.for_each_received_fd_after_success(|new| fdtable::handed_out(new, WriteKind::Unknown));
+    }
     Ok(n)
 }
 
