@@ -25,7 +25,7 @@ SONAME  := libsafesock.so.$(MAJOR)
 INSTALL_TARGET := target/install
 INSTALL_SO     := $(INSTALL_TARGET)/release/libsafesock.so
 
-.PHONY: all install uninstall clean
+.PHONY: all install uninstall clean safesock.pc
 
 all:
 	$(CARGO) build --release
@@ -34,6 +34,7 @@ $(INSTALL_SO): Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs')
 	$(CARGO) rustc --release --lib --crate-type cdylib --target-dir $(INSTALL_TARGET) \
 		-- -C link-arg=-Wl,-soname,$(SONAME)
 
+# Phony: the file depends on PREFIX and the other directories, not only on its inputs.
 safesock.pc: safesock.pc.in Cargo.toml
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@

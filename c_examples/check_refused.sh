@@ -11,6 +11,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${EXAMPLES_BUILD:-$here/build}
+wrapper=${EXAMPLES_WRAPPER:-} # e.g. valgrind.sh, for make valgrind
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/safesock-refused.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 129' HUP
@@ -29,7 +30,7 @@ ECHO_PORT_OUT="$tmp/port" sh "$here/run_echo.sh" 1 >"$tmp/pair.log" 2>&1 || {
 port=$(cat "$tmp/port")
 
 status=0
-"$build/echo_client" 127.0.0.1 "$port" 1 >"$tmp/out" 2>"$tmp/err" || status=$?
+${wrapper:+"$wrapper"} "$build/echo_client" 127.0.0.1 "$port" 1 >"$tmp/out" 2>"$tmp/err" || status=$?
 cat "$tmp/out" "$tmp/err"
 [ "$status" -eq 1 ] || fail "the client exited with status $status, expected 1"
 grep -q "ss_connect(fd [0-9]*, 127\.0\.0\.1:$port): Connection refused (ECONNREFUSED)" "$tmp/err" ||

@@ -36,9 +36,14 @@
 /* Seconds any one wait (for the echo, or for room to send) may take. */
 #define TIMEOUT_S 10
 
+/* The client's socket, so that die() can close it. */
+static int sock_fd = -1;
+
 /* Prints why an ss_ call failed and stops the program. Read errno and
  * ss_last_error() before anything else: the next ss_ call replaces the
- * text, and printing may change errno. */
+ * text, and printing may change errno. The socket is closed on the way out:
+ * the kernel would close it at exit anyway, but a program that closes all
+ * it opens is one that valgrind --track-fds reports clean. */
 static void die(const char *what)
 {
     int err = errno;
@@ -47,6 +52,8 @@ static void die(const char *what)
     if (err == EAGAIN || err == EWOULDBLOCK)
         fprintf(stderr, "[client] %s here means the server did not answer within %d s\n",
                 ss_errno_name(err), TIMEOUT_S);
+    if (sock_fd >= 0)
+        ss_close(sock_fd);
     exit(EXIT_FAILURE);
 }
 
@@ -143,6 +150,7 @@ int main(int argc, char **argv)
     fd = ss_socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         die("ss_socket");
+    sock_fd = fd;
     printf("[client] step 1: ss_socket(AF_INET, SOCK_STREAM, 0) -> fd %d\n", fd);
 
     /* Bound every wait: if the server stops answering, ss_read fails with

@@ -13,6 +13,8 @@
 # Environment:
 #   EXAMPLES_BUILD   directory holding the built programs (default: ./build
 #                    next to this script)
+#   EXAMPLES_WRAPPER a command to run each program under (make valgrind sets
+#                    it to valgrind.sh); empty: run them directly
 #   ECHO_PORT_OUT    if set, the server's port is also copied to this file
 #                    (check_refused.sh uses it)
 #   SAFESOCK_TRACE   passed on to both programs (1: trace to stderr)
@@ -20,6 +22,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 build=${EXAMPLES_BUILD:-$here/build}
+wrapper=${EXAMPLES_WRAPPER:-}
 count=${1:-3}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/safesock-echo.XXXXXX")
@@ -49,7 +52,7 @@ for program in echo_server echo_client; do
 done
 
 # Serve one client; give up if anything waits longer than 10 s.
-"$build/echo_server" -n 1 -t 10 -p "$tmp/port" &
+${wrapper:+"$wrapper"} "$build/echo_server" -n 1 -t 10 -p "$tmp/port" &
 server_pid=$!
 
 # The server writes its port file only once it is listening. Poll for it,
@@ -72,7 +75,7 @@ if [ -n "${ECHO_PORT_OUT:-}" ]; then
 fi
 
 client_status=0
-"$build/echo_client" 127.0.0.1 "$port" "$count" || client_status=$?
+${wrapper:+"$wrapper"} "$build/echo_client" 127.0.0.1 "$port" "$count" || client_status=$?
 if [ "$client_status" -ne 0 ]; then
     # The EXIT trap kills the server, which may still wait for a client.
     fail "the client failed (status $client_status)"

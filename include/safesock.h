@@ -77,11 +77,6 @@
  */
 #define SS_TCP_CLOSING 11
 
-/**
- * The longest address text the helpers accept.
- */
-#define MAX_TEXT 1024
-
 
 
 

@@ -477,9 +477,11 @@ pub fn copy_from_caller(src: *const c_void, dst: &mut [u8]) -> crate::error::Res
     }
 }
 
-/// Copies `src` into caller memory at `dst` through the kernel
-/// (`process_vm_writev`), so a bad pointer gives `EFAULT`; all or nothing
-/// as far as the caller can tell (a partial copy reports `EFAULT`).
+/// Copies `src` into caller memory at `dst`, all or nothing: the kernel
+/// first proves the whole range writable (`process_vm_writev` on this process,
+/// so a bad pointer is `EFAULT` instead of a fault), then the bytes are stored
+/// again with an ordinary write so that memory checkers such as valgrind,
+/// which cannot see the kernel's copy, know the caller's buffer is filled.
 pub fn copy_to_caller(src: &[u8], dst: *mut c_void) -> crate::error::Result<()> {
     if src.is_empty() {
         return Ok(());
@@ -500,7 +502,13 @@ pub fn copy_to_caller(src: &[u8], dst: *mut c_void) -> crate::error::Result<()> 
     let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
     match n {
         n if n < 0 => Err(crate::error::Errno::last()),
-        n if n as usize == src.len() => Ok(()),
+        n if n as usize == src.len() => {
+            // SAFETY: the kernel just wrote all `src.len()` bytes at `dst`, so
+            // the range is mapped and writable; it is caller memory no Rust
+            // reference aliases, and `src` is ours (no overlap).
+            unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), src.len()) };
+            Ok(())
+        }
         _ => Err(crate::error::Errno(libc::EFAULT)),
     }
 }

@@ -10,7 +10,7 @@ use crate::error::Errno;
 use crate::ffi::Reported;
 
 /// The longest address text the helpers accept.
-pub const MAX_TEXT: usize = 1024;
+pub(crate) const MAX_TEXT: usize = 1024;
 
 /// The addresses `text` names, in the order to try them. `text` is
 /// `IPv4:PORT`, `[IPv6]:PORT` or `HOST:PORT`; `socktype` filters the

@@ -364,3 +364,21 @@ fn header_is_fresh() {
         generated_path.display()
     );
 }
+
+/// API.md: macros carry the `SS_` prefix; nothing else may leak into a user's
+/// namespace (a crate constant turned into `#define MAX_TEXT` would clash).
+#[test]
+fn header_macros_all_have_the_ss_prefix() {
+    let header = std::fs::read_to_string(manifest_dir().join("include/safesock.h")).expect("read include/safesock.h");
+    let stray: Vec<&str> = header
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("#define "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|name| !name.starts_with("SS_") && *name != "SAFESOCK_H")
+        .collect();
+    assert!(stray.is_empty(), "macros without the SS_ prefix: {stray:?}");
+    assert!(
+        header.contains("#define SS_TCP_TIME_WAIT 6"),
+        "SS_TCP_* constants are missing"
+    );
+}

@@ -1,0 +1,92 @@
+#!/bin/sh
+# run_udp_echo.sh: runs udp_echo_server and udp_echo_client against each
+# other, over IPv4 (127.0.0.1) and over IPv6 (::1).
+#
+# Usage: sh run_udp_echo.sh [COUNT]
+#
+# For each address: starts the server in the background on a port the
+# kernel picks, waits (at most 10 s) for its port file, runs the client
+# with COUNT datagrams (default 3), then waits for the server, which ends
+# after the client's final empty datagram. If the machine has no IPv6
+# loopback, the server exits 77 and that part prints "skipped" and counts
+# as passed. Exits 0 only if every part that ran passed.
+#
+# Environment:
+#   EXAMPLES_BUILD    directory holding the built programs (default: ./build)
+#   EXAMPLES_WRAPPER  a command to run each program under (make valgrind
+#                     sets it to valgrind.sh); empty: run them directly
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${EXAMPLES_BUILD:-$here/build}
+wrapper=${EXAMPLES_WRAPPER:-}
+count=${1:-3}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/safesock-udp.XXXXXX")
+server_pid=
+
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    echo "run_udp_echo: $*" >&2
+    exit 1
+}
+
+for program in udp_echo_server udp_echo_client; do
+    [ -x "$build/$program" ] || fail "$build/$program is missing; run 'make' first"
+done
+
+# run_pair NAME BIND_ADDRESS CONNECT_HOST: one server and one client.
+# Returns 0 when both passed, 77 when the server skipped.
+run_pair() {
+    name=$1 bind=$2 host=$3
+    rm -f "$tmp/port"
+    ${wrapper:+"$wrapper"} "$build/udp_echo_server" -t 10 -p "$tmp/port" "$bind" &
+    server_pid=$!
+
+    tries=0
+    while [ ! -s "$tmp/port" ]; do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            status=0
+            wait "$server_pid" || status=$?
+            server_pid=
+            [ "$status" -eq 77 ] && return 77
+            fail "$name: the server exited (status $status) before it was bound"
+        fi
+        tries=$((tries + 1))
+        [ "$tries" -le 100 ] || fail "$name: the server was not bound within 10 s"
+        sleep 0.1 2>/dev/null || sleep 1
+    done
+    port=$(cat "$tmp/port")
+
+    status=0
+    ${wrapper:+"$wrapper"} "$build/udp_echo_client" "$host:$port" "$count" || status=$?
+    [ "$status" -eq 0 ] || fail "$name: the client failed (status $status)"
+
+    status=0
+    wait "$server_pid" || status=$?
+    server_pid=
+    [ "$status" -eq 0 ] || fail "$name: the server failed (status $status)"
+    return 0
+}
+
+run_pair IPv4 127.0.0.1:0 127.0.0.1
+echo "run_udp_echo: IPv4 (127.0.0.1): OK, $count datagram(s) echoed"
+
+status=0
+run_pair IPv6 '[::1]:0' '[::1]' || status=$?
+case $status in
+    0) echo "run_udp_echo: IPv6 (::1): OK, $count datagram(s) echoed" ;;
+    77) echo "run_udp_echo: IPv6 (::1): skipped, no IPv6 loopback on this machine" ;;
+    *) fail "IPv6: status $status" ;;
+esac
