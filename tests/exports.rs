@@ -56,13 +56,24 @@ fn profile_dir() -> PathBuf {
     deps.parent().expect("deps has a parent").to_path_buf()
 }
 
+/// The shared library of the profile the tests were built with. `cargo test`
+/// builds only the Rust library for the tests, so the cdylib is built here
+/// (a no-op when it is up to date); tests in one binary share one build.
 fn shared_library() -> PathBuf {
-    let lib = profile_dir().join("libsafesock.so");
-    assert!(
-        lib.is_file(),
-        "{} is missing: the cdylib is built with the tests",
-        lib.display()
-    );
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let profile = profile_dir();
+    BUILT.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.current_dir(manifest_dir()).args(["build", "--lib", "--quiet"]);
+        if profile.file_name().and_then(|n| n.to_str()) == Some("release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for the cdylib");
+        assert!(status.success(), "cargo build --lib failed: {status}");
+    });
+    let lib = profile.join("libsafesock.so");
+    assert!(lib.is_file(), "{} is missing after cargo build --lib", lib.display());
     lib
 }
 
