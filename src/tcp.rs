@@ -124,7 +124,7 @@ mod diag {
     use core::ffi::c_int;
     use std::net::SocketAddr;
 
-    use crate::error::{Errno, Result};
+    use crate::error::Result;
     use crate::sys;
 
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -181,8 +181,9 @@ mod diag {
         }
     }
 
-    /// Lists the TCP TIME_WAIT entries of `local`'s family and looks for the
-    /// connection between `local` and `peer`.
+    /// Asks the kernel for the one TCP connection between `local` and `peer`
+    /// (an exact lookup, whatever the number of sockets on the host) and tells
+    /// whether it is in TIME_WAIT.
     pub fn time_wait_exists(local: SocketAddr, peer: SocketAddr) -> Result<bool> {
         let sock = Owned(sys::socket(
             libc::AF_NETLINK,
@@ -194,76 +195,60 @@ mod diag {
             header: libc::nlmsghdr {
                 nlmsg_len: size_of::<Message>() as u32,
                 nlmsg_type: SOCK_DIAG_BY_FAMILY,
-                nlmsg_flags: (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+                nlmsg_flags: libc::NLM_F_REQUEST as u16,
                 nlmsg_seq: 1,
                 nlmsg_pid: 0,
             },
             request: Request {
                 family: family as u8,
                 protocol: libc::IPPROTO_TCP as u8,
-                states: 1 << super::TIME_WAIT,
+                states: !0,
+                id: SockId {
+                    sport: local.port().to_be_bytes(),
+                    dport: peer.port().to_be_bytes(),
+                    src: ip_bytes(local),
+                    dst: ip_bytes(peer),
+                    interface: 0,
+                    cookie: NO_COOKIE,
+                },
                 ..Request::default()
             },
         };
         // SAFETY: `message` is a local of the size given; the kernel only reads it.
         unsafe { sys::send(sock.0, (&raw const message).cast(), size_of::<Message>(), 0) }?;
-        let mut buf = vec![0u8; 32 * 1024];
-        // Bounded: a dump ends with NLMSG_DONE; give up after many reads.
-        for _ in 0..4096 {
-            // SAFETY: `buf` is a local buffer of the length given.
-            let n = unsafe { sys::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) }?;
-            if n == 0 {
-                return Ok(false);
-            }
-            match scan(&buf[..n], local, peer) {
-                Scan::Found => return Ok(true),
-                Scan::Done => return Ok(false),
-                Scan::More => {}
-            }
+        let mut buf = [0u8; 1024];
+        // SAFETY: `buf` is a local buffer of the length given.
+        let n = unsafe { sys::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) }?;
+        Ok(reply_state(&buf[..n]) == Some(super::TIME_WAIT))
+    }
+
+    /// "Any cookie": the lookup goes by addresses alone.
+    const NO_COOKIE: [u32; 2] = [!0, !0];
+
+    /// The address as `inet_diag_sockid` holds it: IPv4 in the first 4 bytes.
+    fn ip_bytes(addr: SocketAddr) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        match addr {
+            SocketAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.ip().octets()),
+            SocketAddr::V6(v6) => bytes = v6.ip().octets(),
         }
-        Err(Errno(libc::EIO))
+        bytes
     }
 
-    enum Scan {
-        Found,
-        Done,
-        More,
-    }
-
-    fn scan(mut bytes: &[u8], local: SocketAddr, peer: SocketAddr) -> Scan {
+    /// The state in the kernel's answer; `None` for an error (no such connection).
+    fn reply_state(bytes: &[u8]) -> Option<c_int> {
         let header_len = size_of::<libc::nlmsghdr>();
-        while bytes.len() >= header_len {
-            // SAFETY: at least header_len bytes remain; read_unaligned copes with any alignment.
-            let header: libc::nlmsghdr = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            let len = header.nlmsg_len as usize;
-            if len < header_len || len > bytes.len() {
-                return Scan::Done;
-            }
-            match c_int::from(header.nlmsg_type) {
-                libc::NLMSG_DONE | libc::NLMSG_ERROR => return Scan::Done,
-                _ if len >= header_len + size_of::<Reply>() => {
-                    // SAFETY: the message holds a whole Reply after its header (checked above).
-                    let reply: Reply = unsafe { core::ptr::read_unaligned(bytes[header_len..].as_ptr().cast()) };
-                    if same_endpoint(reply.id.sport, &reply.id.src, local)
-                        && same_endpoint(reply.id.dport, &reply.id.dst, peer)
-                    {
-                        return Scan::Found;
-                    }
-                }
-                _ => {}
-            }
-            let aligned = (len + 3) & !3;
-            bytes = &bytes[aligned.min(bytes.len())..];
+        if bytes.len() < header_len + size_of::<Reply>() {
+            return None;
         }
-        Scan::More
-    }
-
-    fn same_endpoint(port: [u8; 2], ip: &[u8; 16], want: SocketAddr) -> bool {
-        port == want.port().to_be_bytes()
-            && match want {
-                SocketAddr::V4(v4) => ip[..4] == v4.ip().octets(),
-                SocketAddr::V6(v6) => *ip == v6.ip().octets(),
-            }
+        // SAFETY: at least header_len bytes; read_unaligned copes with any alignment.
+        let header: libc::nlmsghdr = unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        if header.nlmsg_type != SOCK_DIAG_BY_FAMILY || (header.nlmsg_len as usize) < header_len + size_of::<Reply>() {
+            return None;
+        }
+        // SAFETY: a whole Reply follows the header (checked above).
+        let reply: Reply = unsafe { core::ptr::read_unaligned(bytes[header_len..].as_ptr().cast()) };
+        Some(c_int::from(reply.state))
     }
 }
 
