@@ -22,25 +22,13 @@
 //! Needs `make`, a C compiler (`cc`) and a C++ compiler (`g++`); without them
 //! the test fails and says what to install.
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Fails with a clear message when `tool` cannot be started.
-fn require(tool: &str, what: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found,
-        "`{tool}` was not found on PATH; the C examples need {what} \
-         (on Debian/Ubuntu: apt-get install build-essential)"
-    );
-}
+use common::{repo_root, require};
 
 /// The counts from a summary line `N passed, M failed`, if `line` is one.
 fn summary(line: &str) -> Option<(u32, u32)> {
@@ -51,11 +39,11 @@ fn summary(line: &str) -> Option<(u32, u32)> {
 
 #[test]
 fn c_examples_build_and_pass() {
-    require("make", "GNU make");
-    require("cc", "a C compiler");
-    require("g++", "a C++ compiler");
+    require("make", "the C examples (GNU make)", "build-essential");
+    require("cc", "the C examples (a C compiler)", "build-essential");
+    require("g++", "the C examples (a C++ compiler)", "build-essential");
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("c_examples");
+    let dir = repo_root().join("c_examples");
     // `sh -c '... 2>&1'` merges make's standard error into its output, so
     // that compiler errors and failing checks appear where they happened.
     let mut child = Command::new("sh")
@@ -116,7 +104,7 @@ fn make_list(makefile: &str, name: &str) -> Vec<String> {
 
 #[test]
 fn every_example_is_built_and_checked() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("c_examples");
+    let dir = repo_root().join("c_examples");
     let makefile = fs::read_to_string(dir.join("Makefile")).expect("c_examples/Makefile can be read");
     let mut programs = make_list(&makefile, "EXAMPLES");
     programs.extend(make_list(&makefile, "CXX_EXAMPLES"));

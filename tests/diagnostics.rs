@@ -10,46 +10,26 @@
 //! that need a process-wide change (a lower descriptor limit, dropped
 //! privileges) or a predictable descriptor number run in a forked child.
 
-use std::ffi::CStr;
+mod common;
+
 use std::io::Read;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Stdio};
+use std::net::Ipv6Addr;
+use std::process::Stdio;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use libc::{c_int, sockaddr, sockaddr_in, sockaddr_in6, socklen_t};
+use libc::{c_int, sockaddr, sockaddr_in6, socklen_t};
 use safesock::ffi::*;
+
+use common::{
+    SIN_LEN, SsFd, TempFile, as_sa, as_sa_mut, bound_tcp, c_text, connect_loopback, errno, errno_name, in_child,
+    in_forked_child, last_error, leave_room_for, loopback, rerun, set_errno, setsockopt_int, ss_pair, tcp_socket,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn set_errno(value: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = value };
-}
-
-fn c_text(p: *const libc::c_char) -> String {
-    assert!(!p.is_null());
-    // SAFETY: the library returns NUL-terminated strings, valid until the
-    // next ss_ call on this thread; they are copied at once.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-fn last_error() -> String {
-    c_text(ss_last_error())
-}
-
-fn errno_name(e: c_int) -> String {
-    c_text(ss_errno_name(e))
-}
 
 /// Asserts that the last failure set `want` and left a message that starts
 /// with `head`, shows the system text and errno name, and contains every `hint`.
@@ -72,161 +52,15 @@ fn expect_failure(result: isize, want: c_int, head: &str, hints: &[&str]) -> Str
     for hint in hints {
         assert!(m.contains(hint), "message should contain {hint:?}:\n{m}");
     }
-    if !IN_CHILD.load(Ordering::Relaxed) {
+    if !in_forked_child() {
         println!("{m}");
     }
     m
 }
 
-const SIN_LEN: socklen_t = size_of::<sockaddr_in>() as socklen_t;
-
-fn loopback(port: u16) -> sockaddr_in {
-    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-    let mut a: sockaddr_in = unsafe { zeroed() };
-    a.sin_family = libc::AF_INET as libc::sa_family_t;
-    a.sin_port = port.to_be();
-    a.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
-    a
-}
-
-fn as_sa<T>(a: &T) -> *const sockaddr {
-    (a as *const T).cast()
-}
-
-fn as_sa_mut<T>(a: &mut T) -> *mut sockaddr {
-    (a as *mut T).cast()
-}
-
-/// A descriptor closed with `ss_close` on drop.
-struct Owned(c_int);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        ss_close(self.0);
-    }
-}
-
-fn tcp_socket() -> Owned {
-    let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-    assert!(fd >= 0, "{}", last_error());
-    Owned(fd)
-}
-
-/// A TCP socket bound to 127.0.0.1 with a system-chosen port; listening if `backlog` is given.
-fn bound_tcp(backlog: Option<c_int>) -> (Owned, u16) {
-    let s = tcp_socket();
-    let mut addr = loopback(0);
-    let mut len = SIN_LEN;
-    // SAFETY: addr is a sockaddr_in of SIN_LEN bytes.
-    unsafe {
-        assert_eq!(ss_bind(s.0, as_sa(&addr), SIN_LEN), 0, "{}", last_error());
-        assert_eq!(ss_getsockname(s.0, as_sa_mut(&mut addr), &mut len), 0);
-    }
-    if let Some(backlog) = backlog {
-        assert_eq!(ss_listen(s.0, backlog), 0, "{}", last_error());
-    }
-    (s, u16::from_be(addr.sin_port))
-}
-
+/// `ss_connect(fd, 127.0.0.1:port)`, widened for [`expect_failure`].
 fn connect(fd: c_int, port: u16) -> isize {
-    let to = loopback(port);
-    // SAFETY: to is a sockaddr_in of SIN_LEN bytes.
-    unsafe { ss_connect(fd, as_sa(&to), SIN_LEN) as isize }
-}
-
-fn int_option(fd: c_int, level: c_int, name: c_int, value: c_int) {
-    // SAFETY: value is a local int.
-    let rc = unsafe {
-        ss_setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const c_int).cast(),
-            size_of::<c_int>() as socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "{}", last_error());
-}
-
-/// Set in forked children, which hand their text to the parent instead of printing.
-static IN_CHILD: AtomicBool = AtomicBool::new(false);
-
-/// Makes the panic hook silent in forked children. Installed once in the
-/// parent before the first fork: changing the hook inside a child could block
-/// forever on the hook's lock if another test thread was panicking at the fork.
-fn silence_panics_in_children() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_CHILD.load(Ordering::Relaxed) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` in a forked (single-threaded) child and returns its text;
-/// fails with the child's panic message if it panicked, or if it hung or died.
-fn in_child(what: &str, body: impl FnOnce() -> String) -> String {
-    silence_panics_in_children();
-    let mut p = [-1; 2];
-    // SAFETY: p has room for two descriptors.
-    let rc = unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    assert_eq!(rc, 0);
-    // SAFETY: the child only runs `body` and leaves with _exit; glibc keeps
-    // malloc usable in the child of a multi-threaded process.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: errno {}", errno());
-    if pid == 0 {
-        IN_CHILD.store(true, Ordering::Relaxed);
-        let (code, text) = match catch_unwind(AssertUnwindSafe(body)) {
-            Ok(text) => (0, text),
-            Err(e) => (
-                101,
-                e.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_default(),
-            ),
-        };
-        let bytes = &text.as_bytes()[..text.len().min(60_000)];
-        // SAFETY: bytes is a valid slice; _exit skips the parent's destructors.
-        unsafe {
-            libc::write(p[1], bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(code);
-        }
-    }
-    // SAFETY: the parent's copy of the write end is not used.
-    unsafe { libc::close(p[1]) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut status = 0;
-    // SAFETY: status is a local; pid is our child.
-    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } != pid {
-        if Instant::now() > deadline {
-            // SAFETY: pid is our child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("{what}: the child hung and was killed");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    // SAFETY: buf is a local buffer of its length.
-    while let n @ 1.. = unsafe { libc::read(p[0], buf.as_mut_ptr().cast(), buf.len()) } {
-        out.extend_from_slice(&buf[..n as usize]);
-    }
-    // SAFETY: the read end belongs to this function.
-    unsafe { libc::close(p[0]) };
-    let text = String::from_utf8_lossy(&out).into_owned();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{what}: the child failed (status {status:#x}): {text}"
-    );
-    text
+    connect_loopback(fd, port) as isize
 }
 
 // ---------------------------------------------------------------------------
@@ -251,7 +85,7 @@ fn connect_refused_names_the_address() {
 fn bind_to_a_port_in_use_suggests_so_reuseaddr() {
     let (_listener, port) = bound_tcp(Some(4));
     let s = tcp_socket();
-    int_option(s.0, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+    setsockopt_int(s.0, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
     let to = loopback(port);
     // SAFETY: to is a sockaddr_in of SIN_LEN bytes.
     let r = unsafe { ss_bind(s.0, as_sa(&to), SIN_LEN) };
@@ -305,11 +139,8 @@ fn unconnected_socket_gives_enotconn() {
 
 #[test]
 fn send_to_a_closed_peer_gives_epipe() {
-    let mut sv = [-1; 2];
-    // SAFETY: sv has room for two descriptors.
-    let rc = unsafe { ss_socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    let ours = Owned(sv[0]);
+    let sv = ss_pair(libc::SOCK_STREAM);
+    let ours = SsFd(sv[0]);
     assert_eq!(ss_close(sv[1]), 0);
     // SAFETY: a 5-byte static buffer.
     let r = unsafe { ss_send(ours.0, b"hello".as_ptr().cast(), 5, 0) };
@@ -411,18 +242,7 @@ fn ipv6_address_on_an_ipv4_socket_gives_eafnosupport() {
 #[test]
 fn running_out_of_descriptors_gives_emfile_with_the_limit() {
     let text = in_child("EMFILE", || {
-        let highest = (0..65_536)
-            .rev()
-            // SAFETY: F_GETFD takes no pointer.
-            .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0)
-            .unwrap_or(2);
-        let limit = highest as u64 + 9;
-        let lowered = libc::rlimit {
-            rlim_cur: limit,
-            rlim_max: limit,
-        };
-        // SAFETY: lowered is a local rlimit.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        let limit = leave_room_for(8);
         for _ in 0..limit {
             let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             if fd < 0 {
@@ -441,7 +261,7 @@ fn running_out_of_descriptors_gives_emfile_with_the_limit() {
 
 /// A listener whose accept queue is full (backlog 0, one connection waiting):
 /// the kernel drops further SYNs, so new connects stay in progress.
-fn full_listener() -> (Owned, Owned, u16) {
+fn full_listener() -> (SsFd, SsFd, u16) {
     let (listener, port) = bound_tcp(Some(0));
     let first = tcp_socket();
     assert_eq!(connect(first.0, port), 0, "{}", last_error());
@@ -452,7 +272,7 @@ fn full_listener() -> (Owned, Owned, u16) {
 fn nonblocking_connect_reports_einprogress() {
     let (_listener, _first, port) = full_listener();
     let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
-    let s = Owned(fd);
+    let s = SsFd(fd);
     let r = connect(s.0, port);
     if r == 0 {
         println!("note: the non-blocking connect completed at once; EINPROGRESS not observed");
@@ -471,8 +291,8 @@ fn connect_to_a_listener_that_drops_syns_times_out() {
     let (_listener, _first, port) = full_listener();
     let s = tcp_socket();
     // One SYN retransmission and a short user timeout: ETIMEDOUT after about a second.
-    int_option(s.0, libc::IPPROTO_TCP, libc::TCP_SYNCNT, 1);
-    int_option(s.0, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 300);
+    setsockopt_int(s.0, libc::IPPROTO_TCP, libc::TCP_SYNCNT, 1);
+    setsockopt_int(s.0, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 300);
     let started = Instant::now();
     let r = connect(s.0, port);
     if r == 0 {
@@ -489,7 +309,7 @@ fn connect_to_a_listener_that_drops_syns_times_out() {
 }
 
 /// Binds a new socket to 127.0.0.1:`port`: the result and errno.
-fn bind_low_port(port: u16) -> (Owned, isize) {
+fn bind_low_port(port: u16) -> (SsFd, isize) {
     let s = tcp_socket();
     let to = loopback(port);
     // SAFETY: to is a sockaddr_in of SIN_LEN bytes.
@@ -675,9 +495,8 @@ struct ChildRun {
 
 /// Re-runs this binary's `trace_child_entry` with `trace` as SAFESOCK_TRACE (None: unset).
 fn run_trace_child(trace: Option<&str>) -> ChildRun {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
-    cmd.args(["--exact", "trace_child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_MODE, "1")
+    let mut cmd = rerun("trace_child_entry");
+    cmd.env(CHILD_MODE, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -775,19 +594,9 @@ fn trace_1_writes_one_line_per_call_to_stderr() {
     println!("{}", run.expected_lines().join("\n"));
 }
 
-/// A temporary file removed on drop, even when the test fails.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn trace_path_appends_to_the_file() {
-    let file = TempFile(std::env::temp_dir().join(format!("safesock-trace-{}.log", std::process::id())));
-    std::fs::write(&file.0, "an earlier line\n").expect("write trace file");
+    let file = TempFile::new("trace.log", "an earlier line\n");
     let path_text = file.0.to_str().expect("utf-8 temp path");
     let first = run_trace_child(Some(path_text));
     let second = run_trace_child(Some(path_text));

@@ -23,14 +23,14 @@
 //!
 //! Bad arguments are generated, not copied: every descriptor-taking function
 //! gets the eleven kinds of bad descriptor in [`fixtures::BadFd`], every pointer
-//! the wild pointers in [`fixtures::Wild`] (NULL, 0x1, a munmapped page, a
+//! the wild pointers in [`common::Wild`] (NULL, 0x1, a munmapped page, a
 //! PROT_NONE page, a kernel address, a read-only page), every address length
 //! the values in [`fixtures::ADDR_LENS`], and the five receiving and five
 //! sending functions share the socket states in [`transfer`].
 //!
 //! Descriptor numbers are shared by all threads of the binary, so a "closed"
 //! or non-socket descriptor is placed at a reserved high number the kernel
-//! hands to no one else ([`fixtures::reserve_fd`]); nothing here closes a
+//! hands to no one else ([`common::reserve_fd`]); nothing here closes a
 //! number it does not own, and everything uses loopback, port 0, temporary
 //! paths and bounded waits.
 //!
@@ -40,6 +40,8 @@
 //! observations even when they agree.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+mod common;
 
 #[path = "differential/accept.rs"]
 mod accept;
@@ -60,7 +62,7 @@ mod traffic;
 #[path = "differential/transfer.rs"]
 mod transfer;
 
-use harness::{MIRROR_FUNCTIONS, Table, TableReport, run_table};
+use harness::{MIRROR_FUNCTIONS, Table, run_tables_in_parallel};
 
 /// Every table, one per mirror function.
 fn all_tables() -> Vec<fn() -> Table> {
@@ -93,19 +95,11 @@ fn all_tables() -> Vec<fn() -> Table> {
 
 #[test]
 fn every_mirror_function_matches_libc() {
-    fixtures::setup();
-    let open_before = fixtures::open_fds().len();
+    common::ignore_sigpipe();
+    let open_before = common::open_fds().len();
     let started = std::time::Instant::now();
-    let reports: Vec<TableReport> = std::thread::scope(|s| {
-        let handles: Vec<_> = all_tables()
-            .into_iter()
-            .map(|make| s.spawn(move || run_table(&make())))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a table thread panicked"))
-            .collect()
-    });
+    let tables: Vec<Table> = all_tables().into_iter().map(|make| make()).collect();
+    let reports = run_tables_in_parallel(&tables);
 
     let covered: Vec<&str> = reports.iter().map(|r| r.func).collect();
     assert_eq!(covered, MIRROR_FUNCTIONS, "one table per mirror function, in order");
@@ -135,9 +129,9 @@ fn every_mirror_function_matches_libc() {
     // Other tests run in parallel, so the overall count is for information;
     // the reserved numbers belong to this binary's cases alone and must all
     // be closed again.
-    let open_now = fixtures::open_fds();
+    let open_now = common::open_fds();
     eprintln!("open descriptors: {open_before} before, {} after", open_now.len());
-    let reserved = fixtures::reserved_so_far();
+    let reserved = common::reserved_so_far();
     let leaked: Vec<_> = open_now.iter().filter(|fd| reserved.contains(fd)).collect();
     assert!(leaked.is_empty(), "reserved descriptor numbers left open: {leaked:?}");
     for report in &reports {

@@ -8,10 +8,13 @@
 //! with the test profile as `target/<profile>/libsafesock.so`. The tools `nm`,
 //! `gcc` and `g++` are required; a missing tool fails the test with a clear message.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{TempDir, repo_root, run};
 
 /// The 23 mirror functions of API.md section 1.
 const MIRRORS: [&str; 23] = [
@@ -65,7 +68,7 @@ fn shared_library() -> PathBuf {
     BUILT.call_once(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
-        build.current_dir(manifest_dir()).args(["build", "--lib", "--quiet"]);
+        build.current_dir(repo_root()).args(["build", "--lib", "--quiet"]);
         if profile.file_name().and_then(|n| n.to_str()) == Some("release") {
             build.arg("--release");
         }
@@ -77,62 +80,10 @@ fn shared_library() -> PathBuf {
     lib
 }
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs a required tool; a missing tool is a failure, not a skip.
-fn run(tool: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let out = Command::new(tool)
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap_or_else(|e| panic!("`{tool}` is required by this test and could not be run ({e}); install it"));
-    assert!(
-        out.status.success(),
-        "{tool} {:?} failed ({}):\n{}{}",
-        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "safesock-exports-{tag}-{}-{:?}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn shared_library_exports_only_ss_functions() {
     let lib = shared_library();
-    let out = run("nm", &[&"-D", &"--defined-only", &lib]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib), "nm");
     // name -> nm type letter
     let mut symbols = BTreeMap::new();
     for line in text.lines() {
@@ -221,25 +172,20 @@ int main(void) {
 
 /// Compiles [`HEADER_ONLY`] with `compiler` in `std` mode, warnings as errors.
 fn compile_header_alone(compiler: &str, std: &str, file: &str) {
-    let dir = TempDir::new(compiler);
+    let dir = TempDir::new(&format!("exports-{compiler}"));
     let source = dir.write(file, HEADER_ONLY);
-    let object = dir.0.join("header_only.o");
-    let include = manifest_dir().join("include");
+    let object = dir.path().join("header_only.o");
+    let include = repo_root().join("include");
     run(
+        Command::new(compiler)
+            .arg(format!("-std={std}"))
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+            .arg(&include)
+            .arg("-c")
+            .arg(&source)
+            .arg("-o")
+            .arg(&object),
         compiler,
-        &[
-            &format!("-std={std}"),
-            &"-Wall",
-            &"-Wextra",
-            &"-Werror",
-            &"-pedantic",
-            &"-I",
-            &include,
-            &"-c",
-            &source,
-            &"-o",
-            &object,
-        ],
     );
     assert!(object.is_file());
     println!("{compiler} -std={std}: safesock.h compiles alone");
@@ -290,32 +236,25 @@ int main(void) {
 fn c_program_links_against_the_shared_library_and_runs() {
     let lib = shared_library();
     let lib_dir = lib.parent().expect("library directory");
-    let dir = TempDir::new("link");
+    let dir = TempDir::new("exports-link");
     let source = dir.write("linked.c", LINKED_PROGRAM);
-    let program = dir.0.join("linked");
-    let include = manifest_dir().join("include");
+    let program = dir.path().join("linked");
+    let include = repo_root().join("include");
     let rpath = format!("-Wl,-rpath,{}", lib_dir.display());
     run(
+        Command::new("gcc")
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+            .arg(&include)
+            .arg(&source)
+            .arg("-o")
+            .arg(&program)
+            .arg("-L")
+            .arg(lib_dir)
+            .arg("-lsafesock")
+            .arg(&rpath),
         "gcc",
-        &[
-            &"-std=c11",
-            &"-Wall",
-            &"-Wextra",
-            &"-Werror",
-            &"-pedantic",
-            &"-I",
-            &include,
-            &source,
-            &"-o",
-            &program,
-            &"-L",
-            &lib_dir,
-            &"-lsafesock",
-            &rpath,
-        ],
     );
-    let out = run(program.to_str().expect("utf-8 temp path"), &[]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run(&mut Command::new(&program), "the linked program");
     println!("{text}");
     let mut lines = text.lines();
     assert_eq!(
@@ -349,7 +288,7 @@ fn generated_header() -> PathBuf {
 #[test]
 fn header_is_fresh() {
     let generated_path = generated_header();
-    let committed_path = manifest_dir().join("include").join("safesock.h");
+    let committed_path = repo_root().join("include").join("safesock.h");
     let generated = std::fs::read(&generated_path).expect("read generated header");
     let committed = std::fs::read(&committed_path).expect("read include/safesock.h");
     if generated != committed {
@@ -380,7 +319,7 @@ fn header_is_fresh() {
 /// namespace (a crate constant turned into `#define MAX_TEXT` would clash).
 #[test]
 fn header_macros_all_have_the_ss_prefix() {
-    let header = std::fs::read_to_string(manifest_dir().join("include/safesock.h")).expect("read include/safesock.h");
+    let header = std::fs::read_to_string(repo_root().join("include/safesock.h")).expect("read include/safesock.h");
     let stray: Vec<&str> = header
         .lines()
         .filter_map(|line| line.trim_start().strip_prefix("#define "))

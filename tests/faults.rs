@@ -27,19 +27,21 @@
 //!
 //! Checks that depend on which descriptor number the kernel hands out next,
 //! or change process-wide settings (limits, signal actions), run in a forked
-//! child with an `alarm` watchdog ([`support::in_child`]). Signals go with
+//! child with a watchdog ([`common::in_child`]). Signals go with
 //! `pthread_kill` to the one thread under test. Loopback only, ports chosen
 //! by the system, every wait bounded.
 //!
-//! The libc comparisons of [`zero_length`] run through the differential
-//! suite's harness (`tests/differential/`), and the descriptor guards, the
-//! PRNG and the bad-memory pages come from the helper tests'
-//! `tests/helpers/common.rs`; both are used as they are.
+//! The shared test support (`tests/common/`) provides the forked children,
+//! the outcome of one call, mirrored connections (one made through `ss_`,
+//! one with plain sockets), blocked threads and signals, descriptor guards,
+//! the PRNG and the bad-memory pages. The libc comparisons of
+//! [`zero_length`] run through the differential suite's own harness
+//! (`tests/differential/`: the two call tables, the probe and its fixtures,
+//! and the transfer states), which is test logic rather than a helper and
+//! is used as it is.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[allow(dead_code)]
-#[path = "helpers/common.rs"]
 mod common;
 
 #[allow(dead_code)]
@@ -51,9 +53,6 @@ mod harness;
 #[allow(dead_code)]
 #[path = "differential/transfer.rs"]
 mod transfer;
-
-#[path = "faults/support.rs"]
-mod support;
 
 #[path = "faults/closing.rs"]
 mod closing;

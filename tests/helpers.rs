@@ -8,7 +8,6 @@
 //! `pthread_kill` to the one thread under test, so other tests running in
 //! parallel never see it.
 
-#[path = "helpers/common.rs"]
 mod common;
 
 #[path = "helpers/addr.rs"]

@@ -9,15 +9,19 @@
 //! around them with plain libc calls. `SAFESOCK_TRACE` must be unset: if it is,
 //! the test re-runs itself without it.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::mem::{size_of, zeroed};
-use std::net::Ipv4Addr;
+use std::os::fd::IntoRawFd;
 use std::sync::Mutex;
 
 use libc::{c_int, iovec, msghdr, sockaddr, sockaddr_in, sockaddr_un, socklen_t, ssize_t};
 use safesock::ffi::*;
+
+use common::{Api, SIN_LEN, as_sa, as_sa_mut, bind_loopback, errno, last_error, loopback, plain_pair, rerun};
 
 // ---------------------------------------------------------------------------
 // The counting allocator
@@ -128,8 +132,7 @@ fn rerun_without_trace(test: &str) -> bool {
     if std::env::var_os("SAFESOCK_TRACE").is_none() {
         return false;
     }
-    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+    let out = rerun(test)
         .env_remove("SAFESOCK_TRACE")
         .output()
         .expect("re-run the test binary");
@@ -142,42 +145,9 @@ fn rerun_without_trace(test: &str) -> bool {
     true
 }
 
-fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn last_error() -> String {
-    // SAFETY: ss_last_error returns a NUL-terminated string valid until the
-    // next ss_ call on this thread; it is copied at once.
-    unsafe { CStr::from_ptr(ss_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-const SIN_LEN: socklen_t = size_of::<sockaddr_in>() as socklen_t;
-
-fn loopback(port: u16) -> sockaddr_in {
-    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-    let mut a: sockaddr_in = unsafe { zeroed() };
-    a.sin_family = libc::AF_INET as libc::sa_family_t;
-    a.sin_port = port.to_be();
-    a.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
-    a
-}
-
-fn as_sa<T>(a: &T) -> *const sockaddr {
-    (a as *const T).cast()
-}
-
-fn as_sa_mut<T>(a: &mut T) -> *mut sockaddr {
-    (a as *mut T).cast()
-}
-
+/// A plain (not safesock) socket; the workload closes it with [`close_all`].
 fn plain_socket(domain: c_int, ty: c_int) -> c_int {
-    // SAFETY: socket takes no pointers.
-    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "socket: errno {}", errno());
-    fd
+    common::plain_socket(domain, ty).into_raw_fd()
 }
 
 fn close_all(fds: &[c_int]) {
@@ -190,14 +160,7 @@ fn close_all(fds: &[c_int]) {
 /// A UDP socket bound to 127.0.0.1 with a system-chosen port, and that address.
 fn udp_bound() -> (c_int, sockaddr_in) {
     let fd = plain_socket(libc::AF_INET, libc::SOCK_DGRAM);
-    let mut addr = loopback(0);
-    let mut len = SIN_LEN;
-    // SAFETY: addr is a sockaddr_in of SIN_LEN bytes.
-    unsafe {
-        assert_eq!(libc::bind(fd, as_sa(&addr), SIN_LEN), 0);
-        assert_eq!(libc::getsockname(fd, as_sa_mut(&mut addr), &mut len), 0);
-    }
-    (fd, addr)
+    (fd, bind_loopback(Api::Libc, fd))
 }
 
 /// A listening AF_UNIX stream socket with an autobound abstract address.
@@ -218,21 +181,6 @@ fn unix_listener() -> (c_int, sockaddr_un, socklen_t) {
     (fd, addr, len)
 }
 
-fn pair() -> [c_int; 2] {
-    let mut sv = [-1; 2];
-    // SAFETY: sv has room for two descriptors.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            sv.as_mut_ptr(),
-        )
-    };
-    assert_eq!(rc, 0);
-    sv
-}
-
 /// Where reads and writes of 2-byte messages go: a stream socketpair, a pipe
 /// (not a socket) or UDP over loopback.
 struct Channel {
@@ -244,7 +192,7 @@ struct Channel {
 
 impl Channel {
     fn stream() -> Self {
-        let [tx, rx] = pair();
+        let [tx, rx] = plain_pair(libc::SOCK_STREAM);
         Channel { tx, rx, to: None }
     }
 
@@ -552,7 +500,7 @@ fn w_sendto(p: &mut Probe) {
 }
 
 fn w_shutdown(p: &mut Probe) {
-    let [a, b] = pair();
+    let [a, b] = plain_pair(libc::SOCK_STREAM);
     counted_on(a, p, |fd| ss_shutdown(fd, libc::SHUT_RDWR));
     close_all(&[b]);
 }
@@ -707,7 +655,7 @@ fn failing(p: &mut Probe, want: c_int, call: impl Fn() -> isize) {
 }
 
 fn f_recv_eagain(p: &mut Probe) {
-    let [a, b] = pair();
+    let [a, b] = plain_pair(libc::SOCK_STREAM);
     let mut buf = [0u8; 8];
     let ptr = buf.as_mut_ptr().cast();
     // SAFETY: buf is a local buffer of 8 bytes.
@@ -729,13 +677,7 @@ fn f_accept_eagain(p: &mut Probe) {
 fn f_connect_refused(p: &mut Probe) {
     // A bound but not listening TCP socket holds the port: connecting is refused.
     let holder = plain_socket(libc::AF_INET, libc::SOCK_STREAM);
-    let mut to = loopback(0);
-    let mut len = SIN_LEN;
-    // SAFETY: to is a sockaddr_in of SIN_LEN bytes.
-    unsafe {
-        assert_eq!(libc::bind(holder, as_sa(&to), SIN_LEN), 0);
-        assert_eq!(libc::getsockname(holder, as_sa_mut(&mut to), &mut len), 0);
-    }
+    let to = bind_loopback(Api::Libc, holder);
     let fd = plain_socket(libc::AF_INET, libc::SOCK_STREAM);
     // SAFETY: to is a sockaddr_in of SIN_LEN bytes.
     failing(p, libc::ECONNREFUSED, || unsafe {

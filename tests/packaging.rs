@@ -26,58 +26,20 @@
 //! Needs `make`, `cc`, `readelf` and `pkg-config`; without them the test fails
 //! and says what to install (`.ci/run` installs them).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{TempDir, repo_root, require, run};
 
 /// The version the installed file names carry, as in Cargo.toml.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The repository root.
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The major version: the SONAME is `libsafesock.so.MAJOR`.
 fn major() -> &'static str {
     VERSION.split('.').next().expect("a version has a major part")
-}
-
-/// A fresh directory under the system's temporary directory, removed with
-/// everything in it when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("safesock-{tag}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&path).expect("the temporary directory can be created");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fails with a clear message when `tool` cannot be started.
-fn require(tool: &str, package: &str) {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    assert!(
-        found,
-        "`{tool}` was not found on PATH; the packaging test needs it \
-         (on Debian/Ubuntu: apt-get install {package}; .ci/run installs it)"
-    );
 }
 
 /// A command with `LD_LIBRARY_PATH` removed, so that programs load libraries
@@ -88,22 +50,6 @@ fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     cmd
 }
 
-/// Runs `cmd` to the end; panics with its output if it fails. Returns its
-/// standard output.
-fn run(cmd: &mut Command, what: &str) -> String {
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {cmd:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    stdout
-}
-
 /// `make -C <root> TARGET PREFIX=prefix DESTDIR=destdir`.
 fn make(target: &str, prefix: &str, destdir: &str) {
     println!("make {target} PREFIX={prefix} DESTDIR={destdir}");
@@ -111,7 +57,7 @@ fn make(target: &str, prefix: &str, destdir: &str) {
         command("make")
             .arg("--no-print-directory")
             .arg("-C")
-            .arg(root())
+            .arg(repo_root())
             .arg(target)
             .arg(format!("PREFIX={prefix}"))
             .arg(format!("DESTDIR={destdir}")),
@@ -168,7 +114,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Compiles `c_examples/NAME.c` into `build/NAME` with strict C11 and the given
 /// compiler and linker words.
 fn compile(build: &Path, name: &str, cflags: &[String], libs: &[String]) -> PathBuf {
-    let source = root().join("c_examples").join(format!("{name}.c"));
+    let source = repo_root().join("c_examples").join(format!("{name}.c"));
     let out = build.join(name);
     run(
         command("cc")
@@ -199,7 +145,7 @@ fn build_and_run(build: &Path, cflags: &[String], libs: &[String]) -> Vec<PathBu
         .collect();
     let echo = run(
         command("sh")
-            .arg(root().join("c_examples").join("run_echo.sh"))
+            .arg(repo_root().join("c_examples").join("run_echo.sh"))
             .env("EXAMPLES_BUILD", build)
             .env_remove("EXAMPLES_WRAPPER")
             .env_remove("SAFESOCK_TRACE"),
@@ -243,10 +189,11 @@ fn assert_pc_prefix(pc: &Path, prefix: &str) {
 
 #[test]
 fn install_build_against_it_and_uninstall() {
-    require("make", "make");
-    require("cc", "gcc");
-    require("readelf", "binutils");
-    require("pkg-config", "pkg-config");
+    const FOR: &str = "the packaging test";
+    require("make", FOR, "make");
+    require("cc", FOR, "gcc");
+    require("readelf", FOR, "binutils");
+    require("pkg-config", FOR, "pkg-config");
 
     let tmp = TempDir::new("packaging");
     let prefix_dir = tmp.path().join("prefix");
@@ -261,7 +208,7 @@ fn install_build_against_it_and_uninstall() {
     let header = fs::read(prefix_dir.join("include/safesock.h")).expect("include/safesock.h is installed");
     assert_eq!(
         header,
-        fs::read(root().join("include/safesock.h")).unwrap(),
+        fs::read(repo_root().join("include/safesock.h")).unwrap(),
         "the installed header is the repository's"
     );
     assert!(lib.join("libsafesock.a").is_file(), "lib/libsafesock.a is installed");

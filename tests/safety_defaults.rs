@@ -13,335 +13,32 @@
 //! in a forked, single-threaded child, so the parallel tests of this file cannot
 //! take the number in between; the child reports through a pipe and its exit status.
 
+mod common;
+
 use std::ffi::CStr;
-use std::mem::{size_of, zeroed};
-use std::net::Ipv4Addr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::mem::zeroed;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use libc::{c_int, c_void, iovec, msghdr, sockaddr, sockaddr_in, socklen_t, ssize_t};
+use libc::{c_int, c_void, iovec, msghdr, ssize_t};
 use safesock::ffi::*;
+
+use common::{
+    Api, Ended, Listener, RecvmsgFn, SIN_LEN, SsFd, TempFile, as_sa_mut, dev_null, errno, errno_name, fd_flags,
+    identity, in_child, is_cloexec, last_error, linger_zero, loopback, plain_fd, plain_pair, recv_rights, run_forked,
+    send_rights, set_errno, set_sigpipe, sigpipe_action, ss_pair, try_getsockopt_int, wait_for,
+};
 
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
 
-fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn set_errno(value: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = value };
-}
-
-fn errno_name(e: c_int) -> String {
-    // SAFETY: ss_errno_name returns a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ss_errno_name(e)) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn last_error() -> String {
-    // SAFETY: ss_last_error returns a NUL-terminated string that stays valid
-    // until the next ss_ call on this thread; it is copied at once.
-    unsafe { CStr::from_ptr(ss_last_error()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-const SIN_LEN: socklen_t = size_of::<sockaddr_in>() as socklen_t;
-
-fn loopback(port: u16) -> sockaddr_in {
-    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
-    let mut a: sockaddr_in = unsafe { zeroed() };
-    a.sin_family = libc::AF_INET as libc::sa_family_t;
-    a.sin_port = port.to_be();
-    a.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
-    a
-}
-
-fn as_sa(a: &sockaddr_in) -> *const sockaddr {
-    (a as *const sockaddr_in).cast()
-}
-
-fn as_sa_mut(a: &mut sockaddr_in) -> *mut sockaddr {
-    (a as *mut sockaddr_in).cast()
-}
-
-fn fd_flags(fd: c_int) -> c_int {
-    // SAFETY: F_GETFD takes no pointer.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) }
-}
-
-fn has_cloexec(fd: c_int) -> bool {
-    let flags = fd_flags(fd);
-    assert!(flags >= 0, "fd {fd} is not open (errno {})", errno());
-    flags & libc::FD_CLOEXEC != 0
-}
-
+/// An `int` option read with `ss_getsockopt`; `None` if it fails.
 fn int_option(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
-    let mut value: c_int = 0;
-    let mut len = size_of::<c_int>() as socklen_t;
-    // SAFETY: value and len are locals of the sizes announced.
-    let rc = unsafe { ss_getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) };
-    (rc == 0).then_some(value)
-}
-
-fn set_linger_zero(fd: c_int) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: linger is a local of the size announced.
-    let rc = unsafe {
-        ss_setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            size_of::<libc::linger>() as socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "{}", last_error());
-}
-
-/// Waits up to `timeout` for any of `events` on `fd`; returns the reported events.
-fn wait_for(fd: c_int, events: i16, timeout: Duration) -> i16 {
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        // SAFETY: p is one valid pollfd.
-        let rc = unsafe { libc::poll(&mut p, 1, left.as_millis() as c_int) };
-        if rc >= 0 || errno() != libc::EINTR || left.is_zero() {
-            return p.revents;
-        }
-    }
-}
-
-/// A descriptor made by an `ss_` call, closed with `ss_close` on drop.
-struct Owned(c_int);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        ss_close(self.0);
-    }
-}
-
-/// A TCP listener on 127.0.0.1, port chosen by the system.
-struct Listener {
-    fd: c_int,
-    addr: sockaddr_in,
-}
-
-impl Listener {
-    fn tcp(backlog: c_int) -> Self {
-        let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "{}", last_error());
-        let mut addr = loopback(0);
-        // SAFETY: addr is a sockaddr_in of SIN_LEN bytes.
-        assert_eq!(unsafe { ss_bind(fd, as_sa(&addr), SIN_LEN) }, 0, "{}", last_error());
-        assert_eq!(ss_listen(fd, backlog), 0, "{}", last_error());
-        let mut len = SIN_LEN;
-        // SAFETY: addr has room for len bytes.
-        let rc = unsafe { ss_getsockname(fd, as_sa_mut(&mut addr), &mut len) };
-        assert_eq!(rc, 0, "{}", last_error());
-        Listener { fd, addr }
-    }
-
-    /// A new client socket connected to this listener (not yet accepted).
-    fn connect(&self) -> c_int {
-        let fd = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "{}", last_error());
-        // SAFETY: addr is a sockaddr_in of SIN_LEN bytes.
-        let rc = unsafe { ss_connect(fd, as_sa(&self.addr), SIN_LEN) };
-        assert_eq!(rc, 0, "{}", last_error());
-        fd
-    }
-
-    fn accept(&self) -> c_int {
-        // SAFETY: NULL address and length are allowed.
-        let fd = unsafe { ss_accept(self.fd, std::ptr::null_mut(), std::ptr::null_mut()) };
-        assert!(fd >= 0, "{}", last_error());
-        fd
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        ss_close(self.fd);
-    }
-}
-
-fn unix_pair(ty: c_int) -> [c_int; 2] {
-    let mut sv = [-1; 2];
-    // SAFETY: sv has room for two descriptors.
-    let rc = unsafe { ss_socketpair(libc::AF_UNIX, ty, 0, sv.as_mut_ptr()) };
-    assert_eq!(rc, 0, "{}", last_error());
-    sv
-}
-
-fn dev_null() -> c_int {
-    // SAFETY: the path is NUL-terminated.
-    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    assert!(fd >= 0, "open /dev/null: errno {}", errno());
-    fd
-}
-
-fn stat_of(fd: c_int) -> Option<(u64, u64)> {
-    // SAFETY: stat is plain data; all-zero is a valid value.
-    let mut st: libc::stat = unsafe { zeroed() };
-    // SAFETY: st is a local stat buffer.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
-}
-
-fn set_sigpipe(action: libc::sighandler_t) {
-    // SAFETY: installing SIG_DFL or SIG_IGN for SIGPIPE is always allowed.
-    let old = unsafe { libc::signal(libc::SIGPIPE, action) };
-    assert_ne!(old, libc::SIG_ERR);
-}
-
-fn sigpipe_action() -> libc::sighandler_t {
-    // SAFETY: sigaction is plain data; a NULL new action only queries.
-    unsafe {
-        let mut current: libc::sigaction = zeroed();
-        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current);
-        current.sa_sigaction
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Forked children
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    Exited(c_int),
-    Signaled(c_int),
-}
-
-struct ChildReport {
-    ended: Ended,
-    output: String,
-}
-
-const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "panic with a non-text payload".to_owned())
-}
-
-/// Set in forked children, which hand their text to the parent instead of printing.
-static IN_CHILD: AtomicBool = AtomicBool::new(false);
-
-/// Makes the panic hook silent in forked children. Installed once in the
-/// parent before the first fork: changing the hook inside a child could block
-/// forever on the hook's lock if another test thread was panicking at the fork.
-fn silence_panics_in_children() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_CHILD.load(Ordering::Relaxed) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Runs `body` in a forked child. The child is single-threaded (unless `body`
-/// starts threads), so descriptor numbers are handed out predictably. Its
-/// text (or its panic message) comes back with how it ended.
-fn run_forked(body: impl FnOnce() -> String) -> ChildReport {
-    silence_panics_in_children();
-    let mut p = [-1; 2];
-    // SAFETY: p has room for two descriptors.
-    let rc = unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    assert_eq!(rc, 0, "pipe2: errno {}", errno());
-    // SAFETY: the child only runs `body` and leaves with _exit; glibc keeps
-    // malloc usable in the child of a multi-threaded process.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: errno {}", errno());
-    if pid == 0 {
-        IN_CHILD.store(true, Ordering::Relaxed);
-        let (code, text) = match catch_unwind(AssertUnwindSafe(body)) {
-            Ok(text) => (0, text),
-            Err(payload) => (101, panic_text(&*payload)),
-        };
-        let bytes = &text.as_bytes()[..text.len().min(60_000)];
-        // SAFETY: bytes is a valid slice; a short or failed write only loses text.
-        unsafe { libc::write(p[1], bytes.as_ptr().cast(), bytes.len()) };
-        // SAFETY: _exit ends the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    // SAFETY: the parent's copy of the write end is not used.
-    unsafe { libc::close(p[1]) };
-    let ended = wait_child(pid);
-    let mut output = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        // SAFETY: buf is a local buffer of buf.len() bytes.
-        let n = unsafe { libc::read(p[0], buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        output.extend_from_slice(&buf[..n as usize]);
-    }
-    // SAFETY: the read end belongs to this function.
-    unsafe { libc::close(p[0]) };
-    ChildReport {
-        ended,
-        output: String::from_utf8_lossy(&output).into_owned(),
-    }
-}
-
-fn wait_child(pid: libc::pid_t) -> Ended {
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let mut status = 0;
-    loop {
-        // SAFETY: status is a local int.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        assert!(rc == 0 || errno() == libc::EINTR, "waitpid: errno {}", errno());
-        if Instant::now() > deadline {
-            // SAFETY: pid is our own child, not yet reaped.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("child {pid} did not finish within {CHILD_TIMEOUT:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    if libc::WIFSIGNALED(status) {
-        Ended::Signaled(libc::WTERMSIG(status))
-    } else {
-        Ended::Exited(libc::WEXITSTATUS(status))
-    }
-}
-
-/// Runs `body` in a forked child and fails unless it finished cleanly; returns its text.
-fn in_child(what: &str, body: impl FnOnce() -> String) -> String {
-    let report = run_forked(body);
-    match report.ended {
-        Ended::Exited(0) => report.output,
-        Ended::Signaled(sig) => panic!(
-            "{what}: the child was killed by signal {sig}{}; output: {}",
-            if sig == libc::SIGPIPE { " (SIGPIPE)" } else { "" },
-            report.output
-        ),
-        Ended::Exited(code) => panic!("{what}: the child failed (exit {code}): {}", report.output),
-    }
+    try_getsockopt_int(ss_getsockopt, fd, level, name).ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -365,62 +62,19 @@ fn open_after_exec(fds: &[c_int]) -> Vec<bool> {
     open
 }
 
-fn byte_iov(byte: &mut [u8; 1]) -> iovec {
-    iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    }
-}
-
-/// A message header over one buffer and an aligned control area (all of it offered).
-fn header_with_control(iov: &mut iovec, control: &mut [u64; 8]) -> msghdr {
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: msghdr = unsafe { zeroed() };
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<[u64; 8]>();
-    msg
-}
-
 /// Sends `fd` over the unix socket `via` as SCM_RIGHTS, with plain sendmsg.
 fn send_fd(via: c_int, fd: c_int) {
-    let mut byte = *b"F";
-    let mut iov = byte_iov(&mut byte);
-    let mut control = [0u64; 8];
-    let mut msg = header_with_control(&mut iov, &mut control);
-    // SAFETY: CMSG_SPACE is a pure size computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<c_int>() as u32) } as usize;
-    // SAFETY: the control buffer (64 bytes, aligned) holds one header and one
-    // int; CMSG_FIRSTHDR/CMSG_DATA point inside it.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<c_int>() as u32) as usize;
-        libc::CMSG_DATA(cmsg).cast::<c_int>().write_unaligned(fd);
-    }
-    // SAFETY: msg and everything it points to are locals.
-    let n = unsafe { libc::sendmsg(via, &msg, 0) };
+    let n = send_rights(libc::sendmsg, via, b'F', &[fd]);
     assert_eq!(n, 1, "sendmsg: errno {}", errno());
 }
 
 /// Receives one SCM_RIGHTS descriptor from `via` with `recv` (ss_recvmsg or libc).
-fn recv_fd(via: c_int, recv: unsafe extern "C" fn(c_int, *mut msghdr, c_int) -> ssize_t) -> c_int {
-    let mut byte = [0u8; 1];
-    let mut iov = byte_iov(&mut byte);
-    let mut control = [0u64; 8];
-    let mut msg = header_with_control(&mut iov, &mut control);
-    // SAFETY: msg and everything it points to are locals.
-    let n = unsafe { recv(via, &mut msg, 0) };
-    assert_eq!(n, 1, "recvmsg: errno {}, {}", errno(), last_error());
-    // SAFETY: the kernel wrote the control data; CMSG_FIRSTHDR checks msg_controllen.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!cmsg.is_null(), "no control message received");
-        assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
-        libc::CMSG_DATA(cmsg).cast::<c_int>().read_unaligned()
-    }
+fn recv_fd(via: c_int, recv: RecvmsgFn) -> c_int {
+    let got = recv_rights(recv, via);
+    assert_eq!(got.ret, 1, "recvmsg: errno {}, {}", errno(), last_error());
+    let (_, ty, _) = got.header.expect("no control message received");
+    assert_eq!(ty, libc::SCM_RIGHTS);
+    got.fds[0]
 }
 
 /// A socket made by plain `socket(2)` without SOCK_CLOEXEC: inherited by exec.
@@ -428,58 +82,63 @@ fn plain_inheritable_socket() -> c_int {
     // SAFETY: socket takes no pointers.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0);
-    assert!(!has_cloexec(fd));
+    assert!(!is_cloexec(fd));
     fd
 }
 
 #[test]
 fn ss_descriptors_are_not_inherited_across_exec_but_plain_ones_are() {
     let listener = Listener::tcp(16);
-    let mut ours: Vec<(&str, Owned)> = Vec::new();
+    let mut ours: Vec<(&str, SsFd)> = Vec::new();
     let tcp = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
     assert!(tcp >= 0, "{}", last_error());
-    ours.push(("ss_socket(AF_INET, SOCK_STREAM)", Owned(tcp)));
+    ours.push(("ss_socket(AF_INET, SOCK_STREAM)", SsFd(tcp)));
     let dgram = ss_socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
     assert!(dgram >= 0, "{}", last_error());
-    ours.push(("ss_socket(AF_UNIX, SOCK_DGRAM)", Owned(dgram)));
-    let [a, b] = unix_pair(libc::SOCK_STREAM);
-    ours.push(("ss_socketpair sv[0]", Owned(a)));
-    ours.push(("ss_socketpair sv[1]", Owned(b)));
+    ours.push(("ss_socket(AF_UNIX, SOCK_DGRAM)", SsFd(dgram)));
+    let [a, b] = ss_pair(libc::SOCK_STREAM);
+    ours.push(("ss_socketpair sv[0]", SsFd(a)));
+    ours.push(("ss_socketpair sv[1]", SsFd(b)));
 
-    ours.push(("client of ss_connect", Owned(listener.connect())));
-    ours.push(("ss_accept", Owned(listener.accept())));
+    ours.push(("client of ss_connect", SsFd(listener.connect())));
+    ours.push(("ss_accept", SsFd(listener.accept())));
     for (what, flags) in [
         ("ss_accept4(flags 0)", 0),
         ("ss_accept4(SOCK_NONBLOCK)", libc::SOCK_NONBLOCK),
     ] {
-        ours.push(("client of ss_connect", Owned(listener.connect())));
+        ours.push(("client of ss_connect", SsFd(listener.connect())));
         // SAFETY: NULL address and length are allowed.
-        let fd = unsafe { ss_accept4(listener.fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+        let fd = unsafe { ss_accept4(listener.fd.raw(), std::ptr::null_mut(), std::ptr::null_mut(), flags) };
         assert!(fd >= 0, "{}", last_error());
-        ours.push((what, Owned(fd)));
+        ours.push((what, SsFd(fd)));
     }
 
     // SCM_RIGHTS: a plain, inheritable socket passed over a socketpair.
-    let passed = Owned(plain_inheritable_socket());
-    send_fd(a, passed.0);
-    ours.push(("SCM_RIGHTS via ss_recvmsg", Owned(recv_fd(b, ss_recvmsg))));
+    let passed = plain_fd(plain_inheritable_socket());
+    send_fd(a, passed.as_raw_fd());
+    ours.push(("SCM_RIGHTS via ss_recvmsg", SsFd(recv_fd(b, ss_recvmsg))));
 
     // The controls: plain socket(2), and SCM_RIGHTS via recvmsg(2) without MSG_CMSG_CLOEXEC.
-    send_fd(a, passed.0);
-    let controls = [
-        ("SCM_RIGHTS via plain recvmsg", Owned(recv_fd(b, libc::recvmsg))),
-        ("plain socket(2)", Owned(plain_inheritable_socket())),
+    send_fd(a, passed.as_raw_fd());
+    let controls: [(&str, OwnedFd); 3] = [
+        ("SCM_RIGHTS via plain recvmsg", plain_fd(recv_fd(b, libc::recvmsg))),
+        ("plain socket(2)", plain_fd(plain_inheritable_socket())),
         ("the passed socket itself", passed),
     ];
 
     for (what, fd) in &ours {
-        assert!(has_cloexec(fd.0), "{what} (fd {}) lacks FD_CLOEXEC", fd.0);
+        assert!(is_cloexec(fd.0), "{what} (fd {}) lacks FD_CLOEXEC", fd.0);
     }
     for (what, fd) in &controls {
-        assert!(!has_cloexec(fd.0), "control {what} (fd {}) has FD_CLOEXEC", fd.0);
+        let fd = fd.as_raw_fd();
+        assert!(!is_cloexec(fd), "control {what} (fd {fd}) has FD_CLOEXEC");
     }
 
-    let numbers: Vec<c_int> = ours.iter().chain(&controls).map(|(_, f)| f.0).collect();
+    let numbers: Vec<c_int> = ours
+        .iter()
+        .map(|(_, f)| f.0)
+        .chain(controls.iter().map(|(_, f)| f.as_raw_fd()))
+        .collect();
     let open = open_after_exec(&numbers);
     let (ours_open, controls_open) = open.split_at(ours.len());
     for ((what, fd), inherited) in ours.iter().zip(ours_open) {
@@ -489,7 +148,7 @@ fn ss_descriptors_are_not_inherited_across_exec_but_plain_ones_are() {
         assert!(
             inherited,
             "control {what} (fd {}) was not inherited: the exec check cannot see descriptors",
-            fd.0
+            fd.as_raw_fd()
         );
     }
     println!(
@@ -501,22 +160,22 @@ fn ss_descriptors_are_not_inherited_across_exec_but_plain_ones_are() {
 
 #[test]
 fn scm_rights_received_by_ss_recvmsg_have_fd_cloexec() {
-    let [a, b] = unix_pair(libc::SOCK_DGRAM);
-    let _pair = (Owned(a), Owned(b));
-    let passed = Owned(plain_inheritable_socket());
+    let [a, b] = ss_pair(libc::SOCK_DGRAM);
+    let _pair = (SsFd(a), SsFd(b));
+    let passed = plain_fd(plain_inheritable_socket());
     for _ in 0..3 {
-        send_fd(a, passed.0);
-        let got = Owned(recv_fd(b, ss_recvmsg));
-        assert!(has_cloexec(got.0), "fd {} from ss_recvmsg", got.0);
+        send_fd(a, passed.as_raw_fd());
+        let got = SsFd(recv_fd(b, ss_recvmsg));
+        assert!(is_cloexec(got.0), "fd {} from ss_recvmsg", got.0);
         assert_eq!(
             int_option(got.0, libc::SOL_SOCKET, libc::SO_TYPE),
             Some(libc::SOCK_STREAM)
         );
     }
     // The control: without safesock the received descriptor is inheritable.
-    send_fd(a, passed.0);
-    let plain = Owned(recv_fd(b, libc::recvmsg));
-    assert!(!has_cloexec(plain.0));
+    send_fd(a, passed.as_raw_fd());
+    let plain = plain_fd(recv_fd(b, libc::recvmsg));
+    assert!(!is_cloexec(plain.as_raw_fd()));
 }
 
 // ---------------------------------------------------------------------------
@@ -534,16 +193,16 @@ enum Stream {
 }
 
 /// Our end of a stream connection whose peer is gone.
-fn gone_peer(kind: Stream) -> Owned {
+fn gone_peer(kind: Stream) -> SsFd {
     match kind {
         Stream::Unix => {
-            let [ours, theirs] = unix_pair(libc::SOCK_STREAM);
+            let [ours, theirs] = ss_pair(libc::SOCK_STREAM);
             assert_eq!(ss_close(theirs), 0);
-            Owned(ours)
+            SsFd(ours)
         }
         Stream::Tcp | Stream::TcpReset => {
             let listener = Listener::tcp(4);
-            let ours = Owned(listener.connect());
+            let ours = SsFd(listener.connect());
             assert_eq!(ss_close(listener.accept()), 0);
             let ready = wait_for(ours.0, libc::POLLIN, Duration::from_secs(5));
             assert!(ready & libc::POLLIN != 0, "the peer's FIN did not arrive");
@@ -732,17 +391,7 @@ fn ss_write_on_a_socket_whose_number_held_a_pipe_before_raises_no_sigpipe() {
                 libc::close(p[0]);
                 libc::close(p[1]);
             }
-            let mut sv = [-1; 2];
-            // SAFETY: sv has room for two descriptors.
-            let rc = unsafe {
-                libc::socketpair(
-                    libc::AF_UNIX,
-                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                    0,
-                    sv.as_mut_ptr(),
-                )
-            };
-            assert_eq!(rc, 0);
+            let sv = plain_pair(libc::SOCK_STREAM);
             assert_eq!(sv, p, "socketpair must reuse the pipe's numbers");
             // SAFETY: the peer end belongs to this child.
             unsafe { libc::close(sv[0]) };
@@ -804,20 +453,20 @@ fn ss_close_refuses_a_number_it_closed_even_after_open_reused_it() {
         assert_eq!(ss_close(n), 0, "{}", last_error());
         let file = dev_null();
         assert_eq!(file, n, "open must reuse the lowest free number");
-        let null_id = stat_of(file).expect("fstat /dev/null");
+        let null_id = identity(file).expect("fstat /dev/null");
 
         ss_clear_error();
         set_errno(0);
         assert_eq!((ss_close(n), errno()), (-1, libc::EBADF));
         assert!(fd_flags(n) >= 0, "the refused ss_close closed fd {n}");
-        assert_eq!(stat_of(n), Some(null_id), "fd {n} is no longer /dev/null");
+        assert_eq!(identity(n), Some(null_id), "fd {n} is no longer /dev/null");
         let m = last_error();
         let head = format!("ss_close(fd {n}): Bad file descriptor (EBADF): ");
         assert!(m.starts_with(&head), "{m}");
         assert!(m.contains(&format!("fd {n} was already closed by ss_close")), "{m}");
         // Refused again, still nothing closed.
         assert_eq!((ss_close(n), errno()), (-1, libc::EBADF));
-        assert_eq!(stat_of(n), Some(null_id));
+        assert_eq!(identity(n), Some(null_id));
         // SAFETY: the /dev/null descriptor belongs to this child.
         assert_eq!(unsafe { libc::close(n) }, 0);
         m
@@ -829,14 +478,14 @@ fn ss_close_refuses_a_number_it_closed_even_after_open_reused_it() {
 fn ss_close_is_allowed_again_once_an_ss_call_hands_the_number_out() {
     let text = in_child("handed out again", || {
         let listener = Listener::tcp(4);
-        let client = Owned(listener.connect());
+        let client = SsFd(listener.connect());
 
         let n = ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert_eq!(ss_close(n), 0);
         assert_eq!(ss_socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0), n, "ss_socket");
         assert_eq!(ss_close(n), 0, "after ss_socket: {}", last_error());
 
-        let [a, b] = unix_pair(libc::SOCK_STREAM);
+        let [a, b] = ss_pair(libc::SOCK_STREAM);
         assert_eq!(a, n, "ss_socketpair");
         assert_eq!((ss_close(a), ss_close(b)), (0, 0), "{}", last_error());
 
@@ -912,7 +561,7 @@ fn ss_round(round: usize, listener: &Listener, tally: &Tally) {
             count(&tally.sockets);
         }
         1 => {
-            let [a, b] = unix_pair(libc::SOCK_STREAM);
+            let [a, b] = ss_pair(libc::SOCK_STREAM);
             let mut byte = [round as u8];
             // SAFETY: 1-byte local buffers.
             let moved = unsafe {
@@ -940,7 +589,7 @@ fn ss_round(round: usize, listener: &Listener, tally: &Tally) {
                 count(&tally.lost_sockets);
             }
             // A reset instead of TIME_WAIT keeps the ephemeral ports free.
-            set_linger_zero(client);
+            linger_zero(Api::Ss, client);
             close_owned(server);
             close_owned(client);
             count(&tally.accepts);
@@ -953,7 +602,7 @@ fn file_round(path: &CStr, id: (u64, u64), tally: &Tally) {
     // SAFETY: the path is NUL-terminated.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     assert!(fd >= 0, "open: errno {}", errno());
-    if stat_of(fd) != Some(id) {
+    if identity(fd) != Some(id) {
         count(&tally.lost_files);
     }
     // Use it a little, as real code would, then check it again before closing.
@@ -962,7 +611,7 @@ fn file_round(path: &CStr, id: (u64, u64), tally: &Tally) {
     if unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) } != 10 {
         count(&tally.lost_files);
     }
-    if stat_of(fd) != Some(id) {
+    if identity(fd) != Some(id) {
         count(&tally.lost_files);
     }
     // SAFETY: fd was opened above by this thread.
@@ -972,15 +621,6 @@ fn file_round(path: &CStr, id: (u64, u64), tally: &Tally) {
     count(&tally.file_rounds);
 }
 
-/// A temporary file removed on drop, even when the test fails.
-struct TempFile(std::path::PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn concurrent_ss_create_and_close_never_touches_foreign_descriptors() {
     const SS_THREADS: usize = 8;
@@ -988,14 +628,10 @@ fn concurrent_ss_create_and_close_never_touches_foreign_descriptors() {
     const RUN: Duration = Duration::from_millis(1500);
     const MAX_ROUNDS: usize = 200_000;
 
-    let dir = std::env::temp_dir();
     let files: Vec<TempFile> = (0..FILE_THREADS)
-        .map(|i| TempFile(dir.join(format!("safesock-conc-{}-{i}", std::process::id()))))
+        .map(|i| TempFile::new(&format!("conc-{i}"), b"plain file"))
         .collect();
     let paths: Vec<&std::path::PathBuf> = files.iter().map(|f| &f.0).collect();
-    for p in &paths {
-        std::fs::write(p, b"plain file").expect("temp file");
-    }
     let tally = Tally::default();
     let stop = AtomicBool::new(false);
     let started = Instant::now();

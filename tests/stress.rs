@@ -32,8 +32,6 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[allow(dead_code)]
-#[path = "helpers/common.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -48,7 +46,9 @@ use std::time::{Duration, Instant};
 use libc::iovec;
 use safesock::ffi;
 
-use common::{Rng, errno, errno_name, last_error};
+use common::{
+    Rng, TempFile, errno, errno_name, last_error, only_test_args, panic_text, tcp_connect, tcp_listen, try_set_timeouts,
+};
 
 // ---------------------------------------------------------------------------
 // Scale
@@ -326,27 +326,9 @@ fn iov_of_mut(bytes: &mut [u8]) -> iovec {
     }
 }
 
+/// Bounds every blocking call on `fd` by [`CALL_TIMEOUT`].
 fn set_call_timeouts(fd: c_int) -> Result<(), String> {
-    let tv = libc::timeval {
-        tv_sec: CALL_TIMEOUT.as_secs() as libc::time_t,
-        tv_usec: 0,
-    };
-    for name in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: `tv` is a live timeval of the size given.
-        let r = unsafe {
-            ffi::ss_setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(failed("ss_setsockopt(SO_RCVTIMEO/SO_SNDTIMEO)"));
-        }
-    }
-    Ok(())
+    try_set_timeouts(ffi::ss_setsockopt, fd, CALL_TIMEOUT).map_err(|_| failed("ss_setsockopt(SO_RCVTIMEO/SO_SNDTIMEO)"))
 }
 
 // ---------------------------------------------------------------------------
@@ -463,14 +445,6 @@ impl Drop for Run {
             ffi::ss_close(fd);
         }
     }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "a non-text panic".to_owned())
 }
 
 /// Sends the messages of one direction, then the trailer, then FIN.
@@ -638,9 +612,7 @@ fn serve<'scope>(run: &'scope Run, s: &'scope thread::Scope<'scope, '_>, listene
 fn client(run: &Run, port: u16, connection: usize) {
     let mut connected = None;
     run.thread_body(&format!("connection {connection} client"), || {
-        let text = common::cstring(&format!("127.0.0.1:{port}"));
-        // SAFETY: `text` is a NUL-terminated string that outlives the call.
-        let fd = unsafe { ffi::ss_tcp_connect(text.as_ptr(), 10_000) };
+        let fd = tcp_connect(&format!("127.0.0.1:{port}"), 10_000);
         if fd < 0 {
             return Err(failed("ss_tcp_connect"));
         }
@@ -656,7 +628,7 @@ fn client(run: &Run, port: u16, connection: usize) {
 }
 
 /// What a run moved.
-struct Outcome {
+struct Moved {
     took: Duration,
     verified: usize,
     short_reads: usize,
@@ -664,9 +636,9 @@ struct Outcome {
 }
 
 /// Runs `scale`: the connections, their threads, the watchdog.
-fn stress(scale: Scale) -> Result<Outcome, String> {
+fn stress(scale: Scale) -> Result<Moved, String> {
     let run = Run::new(scale);
-    let listener = common::tcp_listen("127.0.0.1:0", 128);
+    let listener = tcp_listen("127.0.0.1:0", 128);
     if listener < 0 {
         return Err(failed("ss_tcp_listen"));
     }
@@ -694,7 +666,7 @@ fn stress(scale: Scale) -> Result<Outcome, String> {
     });
     match run.first_failure.get() {
         Some(why) => Err(why.clone()),
-        None => Ok(Outcome {
+        None => Ok(Moved {
             took: run.started.elapsed(),
             verified: run.verified.load(Ordering::Relaxed),
             short_reads: run.short_reads.load(Ordering::Relaxed),
@@ -820,23 +792,6 @@ const SUPPRESSIONS: &str = "{
 }
 ";
 
-/// A file in the temporary directory, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(suffix: &str, contents: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!("safesock-stress-{}.{suffix}", std::process::id()));
-        std::fs::write(&path, contents).expect("write a temporary file");
-        TempFile(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 #[test]
 fn stress_is_clean_under_valgrind_track_fds() {
     let _one_at_a_time = serial();
@@ -844,8 +799,8 @@ fn stress_is_clean_under_valgrind_track_fds() {
         eprintln!("note: valgrind is not installed; the valgrind run of the stress test is skipped");
         return;
     }
-    let log = TempFile::new("valgrind.log", "");
-    let suppressions = TempFile::new("valgrind.supp", SUPPRESSIONS);
+    let log = TempFile::new("stress-valgrind.log", "");
+    let suppressions = TempFile::new("stress-valgrind.supp", SUPPRESSIONS);
     let started = Instant::now();
     let scale = Scale::VALGRIND;
     let output = Command::new("valgrind")
@@ -858,7 +813,7 @@ fn stress_is_clean_under_valgrind_track_fds() {
         .arg(format!("--log-file={}", log.0.display()))
         .arg(format!("--suppressions={}", suppressions.0.display()))
         .arg(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "valgrind_child_entry", "--test-threads=1", "--nocapture"])
+        .args(only_test_args("valgrind_child_entry"))
         .env(VALGRIND_CHILD_ENV, "1")
         .env(CONNECTIONS_ENV, scale.connections.to_string())
         .env(MESSAGES_ENV, scale.messages.to_string())

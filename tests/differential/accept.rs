@@ -3,7 +3,8 @@
 
 use libc::{SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, c_int, sockaddr, socklen_t};
 
-use crate::fixtures::{ADDR_LENS, Family, RawAddr, Wild, bad_fd_cases, poll_now, value_cases, wild_cases};
+use crate::common::{Wild, set_nonblocking};
+use crate::fixtures::{ADDR_LENS, Family, RawAddr, bad_fd_cases, poll_now, value_cases, wild_cases};
 use crate::harness::{Api, Case, Owned, Probe, Table};
 
 /// One of the two accept functions, with the flags accept4 gets.
@@ -54,11 +55,6 @@ fn with_pending(p: &mut Probe, family: Family, ty: c_int) -> c_int {
     p.pending(family, ty).1
 }
 
-fn set_nonblocking(fd: c_int) {
-    // SAFETY: F_GETFL/F_SETFL take no pointer.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
-}
-
 /// The cases both functions share.
 fn shared_cases(how: Accept) -> Vec<Case> {
     type Prepare = fn(&mut Probe) -> c_int;
@@ -90,7 +86,7 @@ fn shared_cases(how: Accept) -> Vec<Case> {
         ("connected TCP client", |p| p.tcp_conn().client),
         ("non-blocking listener with nothing pending", |p| {
             let (fd, _) = p.listener(Family::V4, SOCK_STREAM);
-            set_nonblocking(fd);
+            set_nonblocking(fd, true);
             fd
         }),
     ];
@@ -198,7 +194,7 @@ pub fn accept4() -> Table {
             let first = unsafe { (p.api.accept4)(listener, std::ptr::null_mut(), std::ptr::null_mut(), 0) };
             assert!(first >= 0 && !poll_now(listener));
             p.own(Owned::ByApi(first));
-            set_nonblocking(listener);
+            set_nonblocking(listener, true);
             accept_into(p, Accept::Four(0), listener, 128);
         },
     ));

@@ -1,213 +1,29 @@
 //! Fresh resources for one run of a case, created through the run's own side
 //! (so every socket on the `ss_` side comes from an `ss_` call), plus the
 //! deliberately bad arguments the cases feed in: invalid descriptor numbers,
-//! non-socket descriptors, wild pointers, and the generators that turn one
-//! call into a case per bad argument.
+//! non-socket descriptors, and the generators that turn one call into a case
+//! per bad argument (the wild pointers and the reserved descriptor numbers
+//! themselves come from the shared test support, `tests/common/`).
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use libc::{c_int, c_void, sockaddr, socklen_t};
+use libc::{c_int, sockaddr, socklen_t};
 
-use crate::harness::{Case, Owned, Probe, errno};
+use crate::common::{Wild, errno, reserve_fd, set_timeouts, try_getsockopt_int};
+use crate::harness::{Case, Owned, Probe};
 
 /// Safety-net timeout on every socket a probe makes, so that a wrong result
 /// turns into a failed comparison rather than a hung test.
-const SAFETY_TIMEOUT_SECS: libc::time_t = 10;
+const SAFETY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long to wait for loopback traffic to arrive.
-pub const ARRIVAL_TIMEOUT_MS: c_int = 5_000;
-
-/// Once per process: SIGPIPE ignored, so the libc side of a write to a gone
-/// peer returns EPIPE instead of killing the test binary.
-pub fn setup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: installing SIG_IGN for SIGPIPE has no other effect.
-        let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        assert_ne!(previous, libc::SIG_ERR, "signal(SIGPIPE, SIG_IGN)");
-    });
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf takes no pointer.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).expect("page size")
-}
-
-/// Memory laid out once for wild pointers:
-/// `[guard][hole][no-access][read-only data][guard]`. The hole is a page that
-/// was mapped and then unmapped; the guard pages around it are larger than any
-/// single-page mapping could use, so nothing else lands there (checked before
-/// every use anyway).
-struct Pages {
-    hole: usize,
-    no_access: usize,
-    read_only: usize,
-    page: usize,
-}
-
-fn pages() -> &'static Pages {
-    static PAGES: OnceLock<Pages> = OnceLock::new();
-    PAGES.get_or_init(|| {
-        let page = page_size();
-        // SAFETY: an anonymous private mapping; no existing memory is affected.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                5 * page,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED, "mmap");
-        let base = base as usize;
-        let read_only = base + 3 * page;
-        // SAFETY: these pages belong to the mapping just made and nothing
-        // else refers to them; the data page is filled while writable and
-        // then made read-only.
-        unsafe {
-            assert_eq!(libc::munmap((base + page) as *mut c_void, page), 0);
-            assert_eq!(
-                libc::mprotect(read_only as *mut c_void, page, libc::PROT_READ | libc::PROT_WRITE),
-                0
-            );
-            std::ptr::write_bytes(read_only as *mut u8, b'r', page);
-            assert_eq!(libc::mprotect(read_only as *mut c_void, page, libc::PROT_READ), 0);
-        }
-        Pages {
-            hole: base + page,
-            no_access: base + 2 * page,
-            read_only,
-            page,
-        }
-    })
-}
-
-/// A pointer no valid call could use.
-#[derive(Clone, Copy, Debug)]
-pub enum Wild {
-    Null,
-    /// Address 0x1: below `mmap_min_addr`, never mappable.
-    Low,
-    /// An address in a page that was mapped and then unmapped.
-    Unmapped,
-    /// A mapped page with no access.
-    NoAccess,
-    /// A kernel address: fails the kernel's range check.
-    Kernel,
-    /// A mapped read-only page: fine to read, faults on write.
-    ReadOnly,
-}
-
-impl Wild {
-    /// The pointers the kernel only reads through.
-    pub const FOR_INPUT: [Wild; 5] = [Wild::Null, Wild::Low, Wild::Unmapped, Wild::NoAccess, Wild::Kernel];
-    /// The pointers the kernel writes through.
-    pub const FOR_OUTPUT: [Wild; 6] = [
-        Wild::Null,
-        Wild::Low,
-        Wild::Unmapped,
-        Wild::NoAccess,
-        Wild::Kernel,
-        Wild::ReadOnly,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Wild::Null => "NULL",
-            Wild::Low => "0x1",
-            Wild::Unmapped => "munmapped page",
-            Wild::NoAccess => "PROT_NONE page",
-            Wild::Kernel => "kernel address",
-            Wild::ReadOnly => "read-only page",
-        }
-    }
-
-    pub fn addr(self) -> usize {
-        match self {
-            Wild::Null => 0,
-            Wild::Low => 1,
-            Wild::Unmapped => {
-                let hole = pages().hole;
-                // SAFETY: msync only inspects the mapping state of the range.
-                let rc = unsafe { libc::msync(hole as *mut c_void, pages().page, libc::MS_ASYNC) };
-                assert!(
-                    rc == -1 && errno() == libc::ENOMEM,
-                    "the unmapped test page got mapped again"
-                );
-                hole
-            }
-            Wild::NoAccess => pages().no_access,
-            Wild::Kernel => 0xffff_8000_0000_0000,
-            Wild::ReadOnly => pages().read_only,
-        }
-    }
-
-    pub fn ptr<T>(self) -> *mut T {
-        self.addr() as *mut T
-    }
-}
-
-/// The end of a readable page whose next page has no access: `n` bytes of
-/// pattern there, then a fault.
-pub fn bytes_before_fault<T>(n: usize) -> *const T {
-    let p = pages();
-    assert!(n <= p.page);
-    (p.read_only + p.page - n) as *const T
-}
-
-/// Descriptor numbers reserved for this binary: high enough that the kernel
-/// (which always hands out the lowest free number) never gives them to
-/// anything else, and each used once, so a "closed" number stays closed and a
-/// non-socket descriptor there was never seen by `ss_close`.
-pub fn reserve_fd() -> c_int {
-    let (next, end) = reserved_range();
-    let fd = next.fetch_add(1, Ordering::Relaxed);
-    assert!(fd < end, "out of reserved descriptor numbers");
-    fd
-}
-
-/// The reserved numbers handed out so far.
-pub fn reserved_so_far() -> std::ops::Range<c_int> {
-    let (next, _) = reserved_range();
-    reserved_base()..next.load(Ordering::Relaxed)
-}
-
-fn reserved_base() -> c_int {
-    reserved_range().1 / 2
-}
-
-/// The next reserved number and the end of the range (the fd limit).
-fn reserved_range() -> (&'static AtomicI32, c_int) {
-    static NEXT: OnceLock<(AtomicI32, c_int)> = OnceLock::new();
-    let (next, end) = NEXT.get_or_init(|| {
-        // SAFETY: rlimit is plain data filled by getrlimit.
-        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-        // SAFETY: the pointer refers to the local above.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-        let end = c_int::try_from(limit.rlim_cur.min(1 << 20)).expect("fd limit");
-        assert!(
-            end >= 4096,
-            "RLIMIT_NOFILE {end} is too low for reserved descriptor numbers"
-        );
-        (AtomicI32::new(end / 2), end)
-    });
-    (next, *end)
-}
-
-/// The numbers of this process's open descriptors.
-pub fn open_fds() -> Vec<c_int> {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
-}
+pub const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Moves `fd` (made with plain libc) to a fresh reserved number, owned by libc.
 fn to_reserved(p: &mut Probe, fd: c_int) -> c_int {
@@ -612,18 +428,17 @@ impl Probe {
 
     /// The socket's local address as libc reports it.
     pub fn out_sockname(&mut self, label: &str, fd: c_int) {
-        let (raw, len, rc) = name_of(fd, libc::getsockname);
-        let text = if rc == 0 {
-            self.describe_addr(&raw, len)
-        } else {
-            format!("errno {}", errno())
-        };
-        self.out(label, text);
+        self.out_name(label, fd, libc::getsockname);
     }
 
     /// The socket's peer address as libc reports it.
     pub fn out_peername(&mut self, label: &str, fd: c_int) {
-        let (raw, len, rc) = name_of(fd, libc::getpeername);
+        self.out_name(label, fd, libc::getpeername);
+    }
+
+    /// The address `get` (libc's `getsockname` or `getpeername`) reports for `fd`.
+    fn out_name(&mut self, label: &str, fd: c_int, get: NameFn) {
+        let (raw, len, rc) = name_of(fd, get);
         let text = if rc == 0 {
             self.describe_addr(&raw, len)
         } else {
@@ -861,32 +676,19 @@ pub fn value_cases<T: Copy + std::fmt::Display + Send + Sync + 'static>(
 /// The address lengths every address-taking function is tried with.
 pub const ADDR_LENS: [socklen_t; 11] = [0, 1, 8, 15, 16, 17, 28, 110, 128, 129, 0xFFFF_FFFF];
 
-/// Waits until `fd` reports `events` (bounded); false on timeout.
+/// Waits until `fd` reports `events` (bounded by [`ARRIVAL_TIMEOUT`]); false on timeout.
 pub fn wait_for(fd: c_int, events: libc::c_short) -> bool {
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
-    // SAFETY: pfd is a live pollfd; one entry.
-    let n = unsafe { libc::poll(&mut pfd, 1, ARRIVAL_TIMEOUT_MS) };
-    n == 1 && pfd.revents & events != 0
+    crate::common::wait_for(fd, events, ARRIVAL_TIMEOUT) & events != 0
 }
 
 /// An `int` socket option read with plain libc; `-errno` on failure.
 pub fn getsockopt_int(fd: c_int, name: c_int) -> c_int {
-    let mut value: c_int = -1;
-    let mut len = size_of::<c_int>() as socklen_t;
-    // SAFETY: both pointers refer to locals of the sizes given.
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &mut len) };
-    if rc == 0 { value } else { -errno() }
+    try_getsockopt_int(libc::getsockopt, fd, libc::SOL_SOCKET, name).unwrap_or_else(|e| -e)
 }
 
-/// Whether `fd` is readable right now (no waiting).
+/// Whether `fd` is readable (or has an error or hang-up) right now, without waiting.
 pub fn poll_now(fd: c_int) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: pfd is a live pollfd; one entry; no waiting.
-    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    crate::common::wait_for(fd, libc::POLLIN, Duration::ZERO) != 0
 }
 
 /// Whether something arrived on `fd` after a send that returned `sent`:
@@ -900,23 +702,9 @@ pub fn arrived_after(fd: c_int, sent: i64) -> bool {
     }
 }
 
+/// The safety-net timeouts, set with plain `setsockopt`.
 fn set_safety_timeouts(fd: c_int) {
-    let tv = libc::timeval {
-        tv_sec: SAFETY_TIMEOUT_SECS,
-        tv_usec: 0,
-    };
-    for name in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: tv is a live timeval of the size given.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as socklen_t,
-            )
-        };
-    }
+    set_timeouts(fd, SAFETY_TIMEOUT);
 }
 
 type NameFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;

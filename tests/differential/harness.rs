@@ -2,7 +2,6 @@
 //! [`Probe`] a case runs against, what one run observed, and the comparison of
 //! the two observations under the contract's documented differences.
 
-use std::ffi::CStr;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -10,6 +9,7 @@ use std::sync::Arc;
 
 use libc::{c_int, c_void, iovec, msghdr, sockaddr, socklen_t, ssize_t};
 
+use crate::common::{errno, errno_name, last_error, panic_text, set_errno};
 use crate::fixtures::getsockopt_int;
 
 /// The value `errno` holds before every mirror call; a call that succeeds
@@ -88,37 +88,13 @@ impl RetVal for ssize_t {
     }
 }
 
-pub fn errno() -> c_int {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() }
-}
-
-pub fn set_errno(value: c_int) {
-    // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-    unsafe { *libc::__errno_location() = value }
-}
-
 /// `errno` as text: the sentinel means "untouched".
 fn describe_errno(value: c_int) -> String {
     if value == ERRNO_SENTINEL {
         "untouched".to_owned()
     } else {
-        let name = safesock_errno_name(value);
-        format!("{name} ({value})")
+        format!("{} ({value})", errno_name(value))
     }
-}
-
-fn safesock_errno_name(value: c_int) -> String {
-    let ptr = safesock::ffi::ss_errno_name(value);
-    // SAFETY: ss_errno_name returns a pointer to a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
-}
-
-fn ss_last_error_text() -> String {
-    let ptr = safesock::ffi::ss_last_error();
-    // SAFETY: ss_last_error returns a NUL-terminated string valid until the
-    // next ss_ call on this thread; it is copied at once.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
 }
 
 /// Catches a SIGPIPE raised by the calling thread during one call: SIGPIPE is
@@ -270,7 +246,7 @@ impl Probe {
         set_errno(ERRNO_SENTINEL);
         let ret = f(api).widen();
         let errno = errno();
-        let message = (api.side == Side::Ss && ret == -1).then(ss_last_error_text);
+        let message = (api.side == Side::Ss && ret == -1).then(last_error);
         let sigpipe = catcher.disarm();
         self.called = Some(Called {
             ret,
@@ -509,12 +485,7 @@ fn run_side(api: &'static Api, case: &Case) -> Observed {
     match catch_unwind(AssertUnwindSafe(|| (case.run)(&mut probe))) {
         Ok(()) => probe.finish(),
         Err(panic) => {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            probe.problem(format!("the case panicked: {text}"));
+            probe.problem(format!("the case panicked: {}", panic_text(&*panic)));
             probe.finish()
         }
     }
@@ -570,6 +541,18 @@ pub fn compare(func: &str, libc_side: &Observed, ss_side: &Observed) -> Vec<Stri
 /// Set to a substring of "ss_func [case name]" to print the observations of
 /// the matching cases even when they agree.
 pub const SHOW_ENV: &str = "SSDIFF_SHOW";
+
+/// Runs each table on its own thread (the tables are independent: every
+/// case prepares its own resources) and returns the reports in order.
+pub fn run_tables_in_parallel(tables: &[Table]) -> Vec<TableReport> {
+    std::thread::scope(|s| {
+        let running: Vec<_> = tables.iter().map(|t| s.spawn(move || run_table(t))).collect();
+        running
+            .into_iter()
+            .map(|r| r.join().expect("a table thread panicked"))
+            .collect()
+    })
+}
 
 /// Runs every case of `table` once per side, each on fresh resources, and compares.
 pub fn run_table(table: &Table) -> TableReport {

@@ -4,10 +4,11 @@
 
 use libc::{SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, c_int, iovec};
 
-use crate::fixtures::{PATTERN, Wild, bad_fd_cases, escape, value_cases, wild_cases};
+use crate::common::{Wild, bytes_before_fault, fill_send_buffer};
+use crate::fixtures::{PATTERN, bad_fd_cases, escape, value_cases, wild_cases};
 use crate::harness::{Case, Probe, Table};
 use crate::transfer::{
-    RecvOp, SendOp, fill, receive, recv_cases, send_cases, send_payload, udp_with_payload, unix_with_payload,
+    RecvOp, SendOp, receive, recv_cases, send_cases, send_payload, udp_with_payload, unix_with_payload,
 };
 
 /// Bad-descriptor cases for a receiving function (pipes and files hold data).
@@ -114,7 +115,7 @@ type SendFlagState = fn(&mut Probe) -> (c_int, Option<c_int>);
 const SEND_FLAG_CASES: &[(&str, c_int, SendFlagState)] = &[
     ("MSG_DONTWAIT on a full blocking stream", libc::MSG_DONTWAIT, |p| {
         let (a, b) = p.pair(SOCK_STREAM);
-        fill(a);
+        fill_send_buffer(a);
         (a, Some(b))
     }),
     ("MSG_NOSIGNAL, peer closed", libc::MSG_NOSIGNAL, |p| {
@@ -300,7 +301,7 @@ fn vector_cases(dir: Vector) -> Vec<Case> {
             "iovcnt 2 over a one-entry array ending at a fault",
             &[],
             |p, dir, fd, _| {
-                let at_end = crate::fixtures::bytes_before_fault::<iovec>(size_of::<iovec>());
+                let at_end = bytes_before_fault::<iovec>(size_of::<iovec>());
                 vector_call(p, dir, fd, at_end, 2);
             },
         ),

@@ -5,7 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use libc::{AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, c_int, socklen_t};
 
-use crate::fixtures::{ADDR_LENS, Family, RawAddr, Wild, bad_fd_cases, reserve_fd, value_cases, wait_for, wild_cases};
+use crate::common::{Wild, reserve_fd};
+use crate::fixtures::{ADDR_LENS, Family, RawAddr, bad_fd_cases, value_cases, wait_for, wild_cases};
 use crate::harness::{Case, Observed, Owned, Probe, Table};
 
 /// `(name, domain, type, protocol)` for `socket`/`socketpair`.

@@ -6,9 +6,9 @@ use std::net::Ipv6Addr;
 
 use libc::{AF_UNIX, SOCK_DGRAM, SOCK_STREAM, c_int, cmsghdr, iovec, msghdr, socklen_t};
 
+use crate::common::{Wild, reserve_fd};
 use crate::fixtures::{
-    ADDR_LENS, Family, PATTERN, RawAddr, Wild, arrived_after, escape, inject, reserve_fd, sockname, value_cases,
-    wait_for, wild_cases,
+    ADDR_LENS, Family, PATTERN, RawAddr, arrived_after, escape, inject, sockname, value_cases, wait_for, wild_cases,
 };
 use crate::harness::{Case, Probe, Table};
 use crate::io::{recv_bad_fds, recv_flag_cases, send_bad_fds, send_flag_cases};
@@ -673,7 +673,7 @@ fn sendto_from(p: &mut Probe, fd: c_int, dest: &RawAddr, len: socklen_t, receive
                 )
             };
             let data =
-                usize::try_from(n).map_or_else(|_| format!("errno {}", crate::harness::errno()), |n| escape(&buf[..n]));
+                usize::try_from(n).map_or_else(|_| format!("errno {}", crate::common::errno()), |n| escape(&buf[..n]));
             p.out("receiver got", data);
             p.out_addr("receiver saw source", &from, from_len);
             if from_len > 0 && is_sockname(fd, &from) {

@@ -3,7 +3,8 @@
 
 use libc::{AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, c_int, c_void, sockaddr, socklen_t};
 
-use crate::fixtures::{ADDR_LENS, Family, PATTERN, RawAddr, Wild, bad_fd_cases, escape, value_cases, wild_cases};
+use crate::common::Wild;
+use crate::fixtures::{ADDR_LENS, Family, PATTERN, RawAddr, bad_fd_cases, escape, value_cases, wild_cases};
 use crate::harness::{Api, Case, Probe, Table};
 
 /// `getsockname` or `getpeername`.
@@ -328,7 +329,7 @@ fn read_back(p: &mut Probe, fd: c_int, level: c_int, name: c_int) {
     let text = if rc == 0 {
         escape(&value.0[..len.min(64) as usize])
     } else {
-        format!("errno {}", crate::harness::errno())
+        format!("errno {}", crate::common::errno())
     };
     p.out("value read back", text);
 }

@@ -4,57 +4,41 @@
 //! accept/recvfrom/getsockname/getpeername report are right, and that
 //! `SCM_RIGHTS` passes descriptors that arrive with `FD_CLOEXEC`.
 
-use std::ffi::CStr;
+use std::time::Duration;
 
 use libc::{AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, c_int, iovec, socklen_t};
 use safesock::ffi::*;
 
-use crate::fixtures::{Family, RawAddr, escape, setup};
+use crate::common::{
+    SsFd, TempDir, ignore_sigpipe, is_cloexec, last_error, recv_rights, send_rights, try_set_timeouts,
+};
+use crate::fixtures::{Family, RawAddr, escape};
 use crate::transfer::empty_msghdr;
 
 /// Panics with safesock's own explanation if an `ss_` call failed.
+#[track_caller]
 fn check<T: PartialOrd + Default + std::fmt::Display>(ret: T, what: &str) -> T {
     if ret < T::default() {
-        // SAFETY: ss_last_error returns a NUL-terminated string valid until
-        // the next ss_ call on this thread; it is copied at once.
-        let why = unsafe { CStr::from_ptr(ss_last_error()) }
-            .to_string_lossy()
-            .into_owned();
-        panic!("{what} failed: {why}");
+        panic!("{what} failed: {}", last_error());
     }
     ret
 }
 
-/// A descriptor an `ss_` call handed out; `ss_close`d on drop.
-struct SsFd(c_int);
-
+/// The ways these tests make and use descriptors an `ss_` call handed out
+/// (the [`SsFd`] guard `ss_close`s them on drop, which must succeed).
 impl SsFd {
+    /// Takes a descriptor an `ss_` call returned, which must have `FD_CLOEXEC`.
+    #[track_caller]
     fn new(fd: c_int, what: &str) -> SsFd {
         let fd = SsFd(check(fd, what));
-        // SAFETY: F_GETFD takes no pointer.
-        let flags = unsafe { libc::fcntl(fd.0, libc::F_GETFD) };
-        assert!(
-            flags >= 0 && flags & libc::FD_CLOEXEC != 0,
-            "{what}: FD_CLOEXEC not set"
-        );
+        assert!(is_cloexec(fd.0), "{what}: FD_CLOEXEC not set");
         fd
     }
 
     fn socket(domain: c_int, ty: c_int) -> SsFd {
         let fd = SsFd::new(ss_socket(domain, ty, 0), "ss_socket");
-        let timeout = libc::timeval { tv_sec: 10, tv_usec: 0 };
-        for name in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-            // SAFETY: timeout is a live timeval of the size given.
-            let rc = unsafe {
-                ss_setsockopt(
-                    fd.0,
-                    libc::SOL_SOCKET,
-                    name,
-                    (&raw const timeout).cast(),
-                    size_of::<libc::timeval>() as socklen_t,
-                )
-            };
-            check(rc, "ss_setsockopt(SO_*TIMEO)");
+        if try_set_timeouts(ss_setsockopt, fd.0, Duration::from_secs(10)).is_err() {
+            panic!("ss_setsockopt(SO_*TIMEO) failed: {}", last_error());
         }
         fd
     }
@@ -105,15 +89,6 @@ impl SsFd {
         check(rc, "ss_get*name");
         addr.len = len;
         addr
-    }
-}
-
-impl Drop for SsFd {
-    fn drop(&mut self) {
-        let rc = ss_close(self.0);
-        if !std::thread::panicking() {
-            check(rc, "ss_close");
-        }
     }
 }
 
@@ -233,7 +208,7 @@ fn exchange_stream(a: &SsFd, b: &SsFd) {
 
 #[test]
 fn tcp_over_loopback_v4_and_v6_carries_bytes_and_reports_addresses() {
-    setup();
+    ignore_sigpipe();
     for family in [Family::V4, Family::V6] {
         let listener = SsFd::socket(family.domain(), SOCK_STREAM);
         let any_port = match family {
@@ -332,7 +307,7 @@ fn exchange_datagrams(sender: &SsFd, receiver: &SsFd, to: &RawAddr) {
 
 #[test]
 fn udp_over_loopback_v4_and_v6_carries_datagrams_and_sources() {
-    setup();
+    ignore_sigpipe();
     for family in [Family::V4, Family::V6] {
         let any_port = match family {
             Family::V4 => RawAddr::v4([127, 0, 0, 1], 0),
@@ -360,7 +335,7 @@ fn udp_over_loopback_v4_and_v6_carries_datagrams_and_sources() {
 
 #[test]
 fn unix_socketpairs_of_every_type_carry_data_and_boundaries() {
-    setup();
+    ignore_sigpipe();
     for ty in [SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET] {
         let (a, b) = SsFd::pair(ty);
         for end in [&a, &b] {
@@ -397,38 +372,26 @@ fn unix_socketpairs_of_every_type_carry_data_and_boundaries() {
     }
 }
 
-/// A temporary directory, removed with its contents when dropped (also
-/// when an assertion fails).
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let removed = std::fs::remove_dir_all(&self.0);
-        if !std::thread::panicking() {
-            removed.expect("remove the temp dir");
-        }
-    }
-}
-
 /// A fresh AF_UNIX address of `family` (a path in a fresh directory, or
 /// an abstract name), and the directory to remove afterwards.
 fn unix_address(family: Family, tag: &str) -> (RawAddr, Option<TempDir>) {
-    let unique = format!("ssdiff-traffic-{}-{tag}", std::process::id());
     match family {
         Family::UnixPath => {
-            let dir = TempDir(std::env::temp_dir().join(unique));
-            std::fs::create_dir_all(&dir.0).expect("temp dir");
-            let path = dir.0.join("sock");
+            let dir = TempDir::new(&format!("traffic-{tag}"));
+            let path = dir.path().join("sock");
             use std::os::unix::ffi::OsStrExt;
             (RawAddr::unix(path.as_os_str().as_bytes(), 1), Some(dir))
         }
-        _ => (RawAddr::unix(format!("\0{unique}").as_bytes(), 0), None),
+        _ => {
+            let unique = format!("ssdiff-traffic-{}-{tag}", std::process::id());
+            (RawAddr::unix(format!("\0{unique}").as_bytes(), 0), None)
+        }
     }
 }
 
 #[test]
 fn unix_sockets_bound_to_paths_and_abstract_names_report_addresses() {
-    setup();
+    ignore_sigpipe();
     for family in [Family::UnixPath, Family::UnixAbstract] {
         for ty in [SOCK_STREAM, SOCK_SEQPACKET] {
             let (addr, _dir) = unix_address(family, &format!("listen-{ty}-{family:?}"));
@@ -486,7 +449,7 @@ fn unix_sockets_bound_to_paths_and_abstract_names_report_addresses() {
 
 #[test]
 fn scm_rights_through_ss_sendmsg_and_ss_recvmsg_arrive_close_on_exec() {
-    setup();
+    ignore_sigpipe();
     let (a, b) = SsFd::pair(SOCK_STREAM);
     let mut pipe_ends = [-1; 2];
     // SAFETY: pipe_ends is a live two-element array.
@@ -495,62 +458,21 @@ fn scm_rights_through_ss_sendmsg_and_ss_recvmsg_arrive_close_on_exec() {
 
     // Send the pipe's write end and a UDP socket, with one byte of data.
     let sent_fds = [pipe_ends[1], udp.0];
-    let mut control = [0u64; 8];
     let fds_len = u32::try_from(size_of_val(&sent_fds)).expect("small");
-    let byte = [b'!'];
-    let mut iov = iovec {
-        iov_base: byte.as_ptr().cast_mut().cast(),
-        iov_len: 1,
-    };
-    let mut msg = empty_msghdr();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE/CMSG_LEN are pure size computations.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fds_len) } as usize;
-    // SAFETY: control is aligned and 64 bytes, more than CMSG_SPACE(8); the
-    // header and its data lie inside it.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(fds_len) as usize;
-        std::ptr::copy_nonoverlapping(sent_fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), fds_len as usize);
-    }
-    // SAFETY: msg names live buffers.
-    assert_eq!(check(unsafe { ss_sendmsg(a.0, &msg, 0) }, "ss_sendmsg"), 1);
+    let n = send_rights(ss_sendmsg, a.0, b'!', &sent_fds);
+    assert_eq!(check(n, "ss_sendmsg"), 1);
 
     // Receive them.
-    let mut got = [0u8; 1];
-    let mut got_control = [0u64; 8];
-    let mut got_iov = iovec {
-        iov_base: got.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut rmsg = empty_msghdr();
-    rmsg.msg_iov = &mut got_iov;
-    rmsg.msg_iovlen = 1;
-    rmsg.msg_control = got_control.as_mut_ptr().cast();
-    rmsg.msg_controllen = size_of_val(&got_control);
-    // SAFETY: rmsg names live buffers.
-    assert_eq!(check(unsafe { ss_recvmsg(b.0, &mut rmsg, 0) }, "ss_recvmsg"), 1);
-    assert_eq!(got, byte);
-    assert_eq!(rmsg.msg_flags & libc::MSG_CTRUNC, 0);
-    // SAFETY: recvmsg succeeded; the kernel wrote msg_controllen bytes of
-    // control data into got_control, which CMSG_FIRSTHDR/CMSG_DATA stay inside.
-    let received: Vec<SsFd> = unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&rmsg);
-        assert!(!cmsg.is_null(), "a control message arrived");
-        assert_eq!(
-            ((*cmsg).cmsg_level, (*cmsg).cmsg_type),
-            (libc::SOL_SOCKET, libc::SCM_RIGHTS)
-        );
-        assert_eq!((*cmsg).cmsg_len, libc::CMSG_LEN(fds_len) as usize);
-        let data = libc::CMSG_DATA(cmsg).cast::<c_int>();
-        (0..2)
-            .map(|i| SsFd::new(data.add(i).read_unaligned(), "received fd"))
-            .collect()
-    };
+    let got = recv_rights(ss_recvmsg, b.0);
+    assert_eq!(check(got.ret, "ss_recvmsg"), 1);
+    assert_eq!(got.byte, b'!');
+    assert_eq!(got.flags & libc::MSG_CTRUNC, 0);
+    let (level, ty, len) = got.header.expect("a control message arrived");
+    assert_eq!((level, ty), (libc::SOL_SOCKET, libc::SCM_RIGHTS));
+    // SAFETY: CMSG_LEN is a pure size computation.
+    assert_eq!(len, unsafe { libc::CMSG_LEN(fds_len) } as usize);
+    assert_eq!(got.fds.len(), 2, "two descriptors arrived");
+    let received: Vec<SsFd> = got.fds.iter().map(|&fd| SsFd::new(fd, "received fd")).collect();
 
     // The received pipe end writes into the same pipe.
     // SAFETY: the payload is a static buffer.

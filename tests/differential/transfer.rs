@@ -6,8 +6,9 @@
 
 use libc::{AF_UNIX, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOCK_STREAM, c_int, c_void, iovec, msghdr};
 
-use crate::fixtures::{Family, PATTERN, Wild, bytes_before_fault, escape, inject, wait_for, wild_cases};
-use crate::harness::{Api, Case, Probe, errno};
+use crate::common::{Wild, bytes_before_fault, errno, fill_send_buffer};
+use crate::fixtures::{Family, PATTERN, escape, inject, wait_for, wild_cases};
+use crate::harness::{Api, Case, Probe};
 
 /// The bytes the cases send.
 pub const PAYLOAD: &[u8] = b"0123456789";
@@ -31,6 +32,14 @@ pub fn empty_msghdr() -> msghdr {
     unsafe { std::mem::zeroed() }
 }
 
+/// A `msghdr` over the one buffer `iov` names, and nothing else.
+fn msghdr_over(iov: &mut iovec) -> msghdr {
+    let mut msg = empty_msghdr();
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg
+}
+
 impl RecvOp {
     /// Receives into `buf[..len]` through `api`.
     ///
@@ -43,9 +52,7 @@ impl RecvOp {
             iov_base: buf,
             iov_len: len,
         };
-        let mut msg = empty_msghdr();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        let mut msg = msghdr_over(&mut iov);
         // SAFETY: iov and msg are live locals naming `buf`, which this
         // function's contract covers; NULL address pointers are allowed.
         unsafe {
@@ -84,9 +91,7 @@ impl SendOp {
             iov_base: buf.cast_mut(),
             iov_len: len,
         };
-        let mut msg = empty_msghdr();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
+        let msg = msghdr_over(&mut iov);
         // SAFETY: iov and msg are live locals naming `buf`, which this
         // function's contract covers; a NULL destination is allowed.
         unsafe {
@@ -140,21 +145,7 @@ pub fn udp_with_payload(p: &mut Probe) -> c_int {
 /// reset has arrived (the client reports an error).
 pub fn tcp_reset_by_peer(p: &mut Probe) -> c_int {
     let c = p.tcp_conn();
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: linger is a live struct of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            c.server,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0);
+    crate::common::linger_zero(crate::common::Api::Libc, c.server);
     p.close_now(c.server);
     assert!(wait_for(c.client, libc::POLLERR), "the reset arrived");
     c.client
@@ -171,20 +162,6 @@ fn fill_pipe(fd: c_int) {
         }
     }
     panic!("the pipe never filled up");
-}
-
-/// Fills a non-blocking stream socket's send path until it would block.
-pub fn fill(fd: c_int) {
-    let chunk = vec![b'f'; 65536];
-    for _ in 0..10_000 {
-        // SAFETY: chunk is a live buffer of chunk.len() bytes.
-        let n = unsafe { libc::send(fd, chunk.as_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
-        if n < 0 {
-            assert_eq!(errno(), libc::EAGAIN, "filling a socket");
-            return;
-        }
-    }
-    panic!("the socket never filled up");
 }
 
 type RecvState = fn(&mut Probe, RecvOp);
@@ -393,7 +370,7 @@ const SEND_STATES: &[(&str, SendState)] = &[
     ("unconnected AF_UNIX stream", |p| (p.sock(AF_UNIX, SOCK_STREAM), None)),
     ("non-blocking AF_UNIX stream with a full buffer", |p| {
         let (a, b) = p.pair(SOCK_STREAM | SOCK_NONBLOCK);
-        fill(a);
+        fill_send_buffer(a);
         (a, Some(b))
     }),
     ("pipe whose read end is closed (not a socket)", pipe_without_reader),

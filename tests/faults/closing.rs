@@ -9,27 +9,7 @@ use std::sync::{Barrier, Mutex};
 
 use safesock::ffi;
 
-use crate::common::errno;
-use crate::support::{Api, Outcome, in_child, ss_pair};
-
-/// `open("/dev/null")` with plain libc; -1 on failure.
-fn open_dev_null() -> c_int {
-    // SAFETY: a NUL-terminated path and plain flags.
-    unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) }
-}
-
-/// The device and inode of an open descriptor.
-fn identity(fd: c_int) -> Option<(u64, u64)> {
-    // SAFETY: stat is plain data; fstat fills it or fails without touching it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a local stat buffer.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
-}
-
-fn is_open(fd: c_int) -> bool {
-    // SAFETY: F_GETFD takes no pointer.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
+use crate::common::{Api, Outcome, errno, identity, in_child, is_open, open_dev_null, ss_pair};
 
 /// A descriptor to race on, of a kind that varies by round (the other end
 /// of a pair is closed at once).

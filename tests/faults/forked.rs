@@ -9,8 +9,9 @@ use std::ffi::c_int;
 
 use safesock::ffi;
 
-use crate::common::{last_error, tcp_pair};
-use crate::support::{Outcome, in_child_holding, no_forks, send_all as send, wait_queued};
+use crate::common::{
+    Outcome, PATIENCE, in_child_holding, last_error, no_forks, send_all as send, tcp_pair, wait_for, wait_queued,
+};
 
 /// Takes exactly `n` queued bytes from `fd` without waiting.
 fn take(fd: c_int, n: usize) -> Vec<u8> {
@@ -71,7 +72,7 @@ fn a_forked_child_closing_its_copy_leaves_the_parents_socket_and_table_alone() {
     std::mem::forget(client);
     assert_eq!(ffi::ss_close(c), 0, "the parent's ss_close: {}", last_error());
     // Both copies closed now: the peer sees end of stream.
-    assert!(crate::common::wait_for(s, libc::POLLIN, crate::common::PATIENCE) & libc::POLLIN != 0);
+    assert!(wait_for(s, libc::POLLIN, PATIENCE) & libc::POLLIN != 0);
     assert_eq!(
         peek_end(s).result(),
         (0, String::new()),

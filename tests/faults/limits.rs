@@ -8,28 +8,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use safesock::ffi;
 
-use crate::common::{PATIENCE, errno, fd_or_panic, is_cloexec, tcp_connect, tcp_listen, wait_for};
-use crate::support::{Outcome, in_child, recv_exact, send_all, wait_queued};
-
-/// Lowers the soft descriptor limit to leave `room` numbers above the
-/// highest one open; returns the new limit.
-fn leave_room_for(room: u64) -> u64 {
-    let highest = std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .expect("some descriptor is open");
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a local rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
-    limit.rlim_cur = highest + 1 + room;
-    // SAFETY: as above; only the soft limit is lowered.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-    limit.rlim_cur
-}
+use crate::common::{
+    Outcome, PATIENCE, errno, fd_or_panic, in_child, is_cloexec, leave_room_for, recv_exact, send_all, tcp_connect,
+    tcp_listen, wait_for, wait_queued,
+};
 
 /// Opens `/dev/null` until the table is full; the descriptors close on drop.
 fn fill_the_table() -> Vec<OwnedFd> {

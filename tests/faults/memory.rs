@@ -13,9 +13,10 @@ use std::ffi::{c_char, c_int, c_void};
 use libc::{sockaddr, sockaddr_storage, socklen_t};
 use safesock::ffi;
 
-use crate::common::BadMemory;
-use crate::fixtures::{Wild, bytes_before_fault};
-use crate::support::{Api, Outcome, queued, tcp_pair, wait_queued};
+use crate::common::{
+    Api, BadMemory, Outcome, SIN_LEN, Wild, as_sa, bytes_before_fault, loopback, mirrored_tcp_pair, plain_send, queued,
+    wait_queued,
+};
 
 /// A loop of plain `send` over `len` bytes at `buf`, as `ss_send_all`
 /// documents itself: returns the outcome and the bytes moved.
@@ -51,10 +52,10 @@ fn libc_recv_exact(fd: c_int, buf: *mut u8, len: usize) -> (Outcome, usize) {
 /// then holds (the bytes that arrived for a send, the bytes still queued
 /// for a receive).
 fn helper_on_connection(api: Api, recv: bool, buf: *mut u8, len: usize) -> (Outcome, usize, usize) {
-    let (client, server) = tcp_pair(api);
+    let (client, server) = mirrored_tcp_pair(api);
     let (fd, peer) = (client.raw(), server.raw());
     if recv {
-        crate::support::plain_send(peer, &[b'q'; 16]);
+        plain_send(peer, &[b'q'; 16]);
         wait_queued(fd, 16);
     }
     let (outcome, moved) = match (api, recv) {
@@ -163,9 +164,9 @@ const WILD_CALLS: &[(&str, &[Wild], c_int, WildCall)] = &[
         unsafe { ffi::ss_addr_format(p.cast::<sockaddr>(), 16, text.as_mut_ptr().cast(), text.len()) }
     }),
     ("ss_addr_format", &Wild::FOR_OUTPUT, libc::EFAULT, |p| {
-        let addr = crate::fixtures::RawAddr::v4([127, 0, 0, 1], 80);
+        let addr = loopback(80);
         // SAFETY: `buf` is written through the kernel; the address is a live local.
-        unsafe { ffi::ss_addr_format(addr.ptr(), addr.len, p.cast(), 64) }
+        unsafe { ffi::ss_addr_format(as_sa(&addr), SIN_LEN, p.cast(), 64) }
     }),
 ];
 

@@ -9,10 +9,10 @@ use std::ffi::c_int;
 
 use safesock::ffi;
 
-use crate::common::{PATIENCE, Rng, accept, errno_name, fd_or_panic, tcp_connect, wait_for};
-use crate::support::{
-    Api, Fd, Outcome, in_child, linger_zero, listener, no_forks, on_blocked_thread, plain_send, recv_exact,
-    recv_syscalls, send_all, send_syscalls, set_timeouts, tcp_pair, wait_queued,
+use crate::common::{
+    Api, Fd, Outcome, PATIENCE, Rng, connect_pair, errno_name, ignore_sigpipe, in_child, linger_zero,
+    mirrored_listener, mirrored_tcp_pair, no_forks, on_blocked_thread, plain_send, recv_exact, recv_syscalls, send_all,
+    send_syscalls, set_sigpipe, wait_for, wait_queued,
 };
 
 /// Which receiving call a run uses.
@@ -71,7 +71,7 @@ impl Seen {
 /// the server never reads; then the server resets. Returns what the client's
 /// calls gave afterwards.
 fn reset_mid_transfer(api: Api, how: Receive) -> Seen {
-    let (client, server) = tcp_pair(api);
+    let (client, server) = mirrored_tcp_pair(api);
     let mut data = vec![0u8; 32 << 10];
     Rng::new(7).fill(&mut data);
     plain_send(server.raw(), &data);
@@ -80,7 +80,7 @@ fn reset_mid_transfer(api: Api, how: Receive) -> Seen {
     assert_eq!(receive(api, how, client.raw(), &mut first).ret, 10 << 10);
     assert_eq!(first, data[..10 << 10]);
     plain_send(client.raw(), &[b'u'; 5 << 10]);
-    linger_zero(server.raw());
+    linger_zero(Api::Libc, server.raw());
     assert_eq!(server.close().ret, 0, "closing the resetting end");
     let events = wait_for(client.raw(), libc::POLLIN, PATIENCE);
     assert!(
@@ -112,7 +112,7 @@ fn peer_reset_mid_transfer_gives_what_libc_gives_then_econnreset() {
     // The reset goes out at the last close: no child may hold a copy.
     let _quiet = no_forks();
     // libc's write to a reset socket raises SIGPIPE: ignored in this binary.
-    crate::fixtures::setup();
+    ignore_sigpipe();
     for how in [Receive::Recv, Receive::Read] {
         let libc_seen = reset_mid_transfer(Api::Libc, how);
         let ss_seen = reset_mid_transfer(Api::Ss, how);
@@ -144,14 +144,11 @@ fn peer_reset_mid_transfer_gives_what_libc_gives_then_econnreset() {
 }
 
 /// A connection on `listener`, made and accepted with `ss_` calls: (client, server).
-fn connect_to(listener: &Fd, port: u16) -> (Fd, Fd) {
-    let client = fd_or_panic(tcp_connect(&format!("127.0.0.1:{port}"), 5000), "ss_tcp_connect");
+fn connect_to(listener: &Fd) -> (Fd, Fd) {
     let Fd::Ss(l) = listener else {
         unreachable!("an ss_ listener")
     };
-    let server = accept(l);
-    set_timeouts(client.raw(), PATIENCE);
-    set_timeouts(server.raw(), PATIENCE);
+    let (client, server) = connect_pair(l, "127.0.0.1");
     (Fd::Ss(client), Fd::Ss(server))
 }
 
@@ -167,9 +164,9 @@ fn still_works(a: &Fd, b: &Fd) {
 #[test]
 fn reset_while_ss_recv_exact_waits_reports_the_bytes_that_arrived() {
     let _quiet = no_forks();
-    let (l, port) = listener(Api::Ss);
-    let (victim, victim_peer) = connect_to(&l, port);
-    let (bystander, bystander_peer) = connect_to(&l, port);
+    let (l, _) = mirrored_listener(Api::Ss);
+    let (victim, victim_peer) = connect_to(&l);
+    let (bystander, bystander_peer) = connect_to(&l);
     let fd = victim.raw();
     let (outcome, transferred) = on_blocked_thread(
         || {
@@ -183,7 +180,7 @@ fn reset_while_ss_recv_exact_waits_reports_the_bytes_that_arrived() {
             // Blocked again after taking the 10 KiB: the reset comes mid-transfer.
             wait_queued(fd, 0);
             target.wait_blocked_in(&recv_syscalls());
-            linger_zero(victim_peer.raw());
+            linger_zero(Api::Libc, victim_peer.raw());
             assert_eq!(victim_peer.close().ret, 0);
         },
         // SAFETY: shutdown takes no pointer; it only wakes the waiting call.
@@ -200,7 +197,7 @@ fn reset_while_ss_recv_exact_waits_reports_the_bytes_that_arrived() {
     assert_eq!(victim.close().ret, 0);
     // The rest of the process is untouched: the other connection and the listener work.
     still_works(&bystander, &bystander_peer);
-    let (late, late_peer) = connect_to(&l, port);
+    let (late, late_peer) = connect_to(&l);
     still_works(&late, &late_peer);
     eprintln!("reset during ss_recv_exact: {outcome:?}, ss_transferred() = {transferred}");
 }
@@ -209,9 +206,8 @@ fn reset_while_ss_recv_exact_waits_reports_the_bytes_that_arrived() {
 fn reset_while_ss_send_all_waits_fails_without_sigpipe() {
     let text = in_child("reset during ss_send_all", || {
         // The default action, so a SIGPIPE would kill this child.
-        // SAFETY: setting the default action of SIGPIPE in this child only.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-        let (client, server) = tcp_pair(Api::Ss);
+        set_sigpipe(libc::SIG_DFL);
+        let (client, server) = mirrored_tcp_pair(Api::Ss);
         let fd = client.raw();
         let (outcome, transferred) = on_blocked_thread(
             || {
@@ -223,7 +219,7 @@ fn reset_while_ss_send_all_waits_fails_without_sigpipe() {
             move |target| {
                 target.wait_blocked_in(&send_syscalls());
                 recv_exact(server.raw(), 100 << 10);
-                linger_zero(server.raw());
+                linger_zero(Api::Libc, server.raw());
                 assert_eq!(server.close().ret, 0);
             },
             // SAFETY: shutdown takes no pointer; it only wakes the waiting call.

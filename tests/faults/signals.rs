@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use safesock::ffi;
 
-use crate::common::{Rng, SsFd, fd_or_panic, local_port, tcp_connect, tcp_listen};
-use crate::support::{
-    Api, Fd, Outcome, Target, accept_syscalls, in_child, install_handler, listener, on_blocked_thread, plain_send,
-    poll_syscalls, recv_exact, recv_syscalls, send_syscalls, set_timeouts, ss_pair, tcp_pair, wait_queued,
+use crate::common::{
+    Api, Fd, Outcome, Rng, SsFd, Target, accept_syscalls, errno, fd_or_panic, fill_send_buffer, in_child,
+    install_handler, last_error, local_port, mirrored_listener, mirrored_tcp_pair, on_blocked_thread, plain_fd,
+    plain_send, poll_syscalls, recv_exact, recv_syscalls, send_syscalls, set_errno, set_handler, set_timeouts, ss_pair,
+    tcp_connect, tcp_listen, wait_queued,
 };
 
 /// Runs `call` on its own thread and interrupts it once, when it sleeps in
@@ -68,7 +69,7 @@ fn shut(fd: c_int) -> impl FnOnce() {
 fn a_signal_during_a_blocking_recv_gives_eintr_like_libc_and_the_socket_still_works() {
     let mut seen = Vec::new();
     for api in [Api::Libc, Api::Ss] {
-        let (client, server) = tcp_pair(api);
+        let (client, server) = mirrored_tcp_pair(api);
         let fd = client.raw();
         // No receive timeout: the sleep ends only by data or a signal.
         set_timeouts(fd, Duration::ZERO);
@@ -92,7 +93,7 @@ fn a_signal_during_a_blocking_recv_gives_eintr_like_libc_and_the_socket_still_wo
 fn a_signal_during_a_blocking_accept_gives_eintr_like_libc_and_the_listener_still_works() {
     let mut seen = Vec::new();
     for api in [Api::Libc, Api::Ss] {
-        let (l, port) = listener(api);
+        let (l, port) = mirrored_listener(api);
         let fd = l.raw();
         let outcome = interrupted_once(move || accept(api, fd), &accept_syscalls(), shut(fd));
         let _client = TcpStream::connect(("127.0.0.1", port)).expect("connect after EINTR");
@@ -100,8 +101,7 @@ fn a_signal_during_a_blocking_accept_gives_eintr_like_libc_and_the_listener_stil
         assert!(next.ret >= 0, "{api:?}: accept after EINTR: {next:?}");
         let accepted = match api {
             Api::Ss => Fd::Ss(SsFd(next.ret as c_int)),
-            // SAFETY: a fresh descriptor from plain accept, owned here.
-            Api::Libc => Fd::Plain(unsafe { std::os::fd::FromRawFd::from_raw_fd(next.ret as c_int) }),
+            Api::Libc => Fd::Plain(plain_fd(next.ret as c_int)),
         };
         assert_eq!(accepted.close().ret, 0);
         seen.push(outcome);
@@ -121,7 +121,7 @@ fn interrupt_repeatedly(target: Target, syscalls: &[i64], times: usize) {
 #[test]
 fn ss_recv_exact_resumes_after_signals_and_completes() {
     install_handler();
-    let (client, server) = tcp_pair(Api::Ss);
+    let (client, server) = mirrored_tcp_pair(Api::Ss);
     let fd = client.raw();
     set_timeouts(fd, Duration::ZERO);
     let mut data = vec![0u8; 4096];
@@ -151,7 +151,7 @@ fn ss_recv_exact_resumes_after_signals_and_completes() {
 #[test]
 fn ss_send_all_resumes_after_signals_and_completes() {
     install_handler();
-    let (client, server) = tcp_pair(Api::Ss);
+    let (client, server) = mirrored_tcp_pair(Api::Ss);
     let fd = client.raw();
     set_timeouts(fd, Duration::ZERO);
     let mut data = vec![0u8; 16 << 20];
@@ -219,13 +219,11 @@ static HANDLER_WRONG: AtomicUsize = AtomicUsize::new(0);
 /// A handler that makes `ss_` calls, as a C program using the self-pipe
 /// trick would (saving and restoring errno, allocating nothing).
 extern "C" fn reentrant(_: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    let saved = unsafe { *libc::__errno_location() };
+    let saved = errno();
     let fd = HANDLER_FD.load(Ordering::SeqCst);
     // SAFETY: a one-byte static buffer.
     let r = unsafe { ffi::ss_send(fd, b"!".as_ptr().cast(), 1, libc::MSG_DONTWAIT) };
-    // SAFETY: as above.
-    let e = unsafe { *libc::__errno_location() };
+    let e = errno();
     // SAFETY: ss_last_error returns a NUL-terminated string; only read here.
     let message = unsafe { CStr::from_ptr(ffi::ss_last_error()) }.to_bytes();
     let own = message.is_empty() || message.starts_with(b"ss_send(fd ");
@@ -235,8 +233,7 @@ extern "C" fn reentrant(_: c_int) {
         &HANDLER_WRONG
     };
     counter.fetch_add(1, Ordering::SeqCst);
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = saved };
+    set_errno(saved);
 }
 
 #[test]
@@ -245,16 +242,9 @@ fn ss_calls_inside_a_signal_handler_neither_crash_nor_garble_the_interrupted_thr
     // an abort (a panic cannot unwind out of a signal handler).
     let text = in_child("ss_ calls in a signal handler", || {
         let [a, b] = ss_pair(libc::SOCK_STREAM | libc::SOCK_NONBLOCK);
-        crate::transfer::fill(a);
+        fill_send_buffer(a);
         HANDLER_FD.store(a, Ordering::SeqCst);
-        // SAFETY: sigaction is plain data; the handler is async-signal-safe
-        // as far as the test's own code goes.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = reentrant as extern "C" fn(c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            assert_eq!(libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()), 0);
-        }
+        set_handler(libc::SIGUSR1, reentrant);
         let target = Target::me();
         let stop = AtomicBool::new(false);
         let mut garbled = Vec::new();
@@ -275,8 +265,8 @@ fn ss_calls_inside_a_signal_handler_neither_crash_nor_garble_the_interrupted_thr
                 round += 1;
                 let backlog = round % 1000;
                 let r = ffi::ss_listen(-5, backlog);
-                let e = crate::common::errno();
-                let message = crate::common::last_error();
+                let e = errno();
+                let message = last_error();
                 // The handler's ss_send may have come in between: then its
                 // message is this thread's last one, as the contract says.
                 let ours = message.starts_with(&format!("ss_listen(fd -5, backlog {backlog}): "));

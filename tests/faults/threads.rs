@@ -21,9 +21,10 @@ use std::sync::Barrier;
 use libc::{iovec, msghdr, sockaddr, socklen_t};
 use safesock::ffi;
 
-use crate::common::{Rng, SsFd, fd_or_panic, last_error, set_nonblocking, tcp_listen, udp_bind};
-use crate::fixtures::{Wild, reserve_fd};
-use crate::support::{recv_exact, send_all, ss_pair};
+use crate::common::{
+    Rng, SsFd, Wild, c_text, errno, errno_name, fd_or_panic, last_error, recv_exact, reserve_fd, send_all,
+    set_nonblocking, ss_pair, tcp_listen, tcp_pair, udp_bind, unix_pair,
+};
 
 #[test]
 fn ss_last_error_stays_per_thread_while_many_threads_fail_at_once() {
@@ -35,7 +36,7 @@ fn ss_last_error_stays_per_thread_while_many_threads_fail_at_once() {
             let start = &start;
             s.spawn(move || {
                 let fd = -2 - t as c_int;
-                let [a, b] = crate::common::unix_pair();
+                let [a, b] = unix_pair();
                 let mine = vec![t as u8; t + 1];
                 start.wait();
                 for round in 0..ROUNDS {
@@ -92,7 +93,7 @@ struct Sockets {
 impl Sockets {
     fn new() -> Sockets {
         let listener = fd_or_panic(tcp_listen("127.0.0.1:0", 4), "ss_tcp_listen");
-        let (client, server) = crate::common::tcp_pair("127.0.0.1:0");
+        let (client, server) = tcp_pair("127.0.0.1:0");
         let udp = fd_or_panic(udp_bind("127.0.0.1:0"), "ss_udp_bind");
         let mut owned = vec![listener, client, server, udp];
         for ty in [libc::SOCK_DGRAM, libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
@@ -558,7 +559,7 @@ fn random_c_inputs_never_reach_a_panic_and_every_failure_explains_itself() {
     for i in 0..CALLS {
         let (name, call) = FUZZ[rng.below(FUZZ.len() as u64) as usize];
         let ret = call(&mut rng, &sockets, &mut a, &mut b);
-        let errno = crate::common::errno();
+        let errno = errno();
         let entry = tally.entry(name).or_default();
         entry.0 += 1;
         if ret < 0 {
@@ -571,13 +572,7 @@ fn random_c_inputs_never_reach_a_panic_and_every_failure_explains_itself() {
         }
     }
     for err in [-1, 0, 1, 133, 134, 4095, c_int::MAX, c_int::MIN] {
-        // SAFETY: static NUL-terminated strings.
-        let (e, s) = unsafe {
-            (
-                CStr::from_ptr(ffi::ss_errno_name(err)),
-                CStr::from_ptr(ffi::ss_tcp_state_name(err)),
-            )
-        };
+        let (e, s) = (errno_name(err), c_text(ffi::ss_tcp_state_name(err)));
         assert!(!e.is_empty() && !s.is_empty(), "names for {err}");
     }
     assert!(

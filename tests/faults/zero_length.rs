@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use libc::{SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOCK_STREAM, iovec};
 use safesock::ffi;
 
+use crate::common::{
+    Api, Outcome, fill_send_buffer, ignore_sigpipe, mirrored_tcp_pair, send_all, set_nonblocking, set_timeouts, ss_pair,
+};
 use crate::fixtures::{PATTERN, RawAddr, inject, wait_for};
-use crate::harness::{Case, Probe, Table, run_table};
-use crate::support::{Api, Outcome, send_all, set_timeouts, ss_pair, tcp_pair};
+use crate::harness::{Case, Probe, Table, run_tables_in_parallel};
 use crate::transfer::{tcp_with_payload, unix_with_payload};
 
 /// A receiving function and how it is handed zero bytes.
@@ -47,12 +49,9 @@ enum Zero {
 /// A socket in a state worth a zero-length receive, made through the probe's side.
 type State = fn(&mut Probe) -> c_int;
 
+/// `fd`, made non-blocking.
 fn nonblocking(fd: c_int) -> c_int {
-    // SAFETY: fcntl with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
-    }
+    set_nonblocking(fd, true);
     fd
 }
 
@@ -157,20 +156,14 @@ fn table(func: &'static str, op: ZeroRecv, zeros: &[Zero]) -> Table {
 
 #[test]
 fn zero_length_receives_give_what_libc_gives_on_tcp_udp_and_unix() {
-    crate::fixtures::setup();
+    ignore_sigpipe();
     let tables = [
         table("ss_recv", ZeroRecv::Recv, &[Zero::Null, Zero::Buffer]),
         table("ss_read", ZeroRecv::Read, &[Zero::Null, Zero::Buffer]),
         table("ss_recvfrom", ZeroRecv::Recvfrom, &[Zero::Null, Zero::Buffer]),
         table("ss_readv", ZeroRecv::Readv, &[Zero::Null, Zero::Buffer, Zero::NoIovec]),
     ];
-    let reports = std::thread::scope(|s| {
-        let running: Vec<_> = tables.iter().map(|t| s.spawn(move || run_table(t))).collect();
-        running
-            .into_iter()
-            .map(|r| r.join().expect("a table"))
-            .collect::<Vec<_>>()
-    });
+    let reports = run_tables_in_parallel(&tables);
     let mut mismatches = Vec::new();
     for r in &reports {
         eprintln!(
@@ -214,12 +207,12 @@ fn helpers_asked_for_zero_bytes_return_zero_at_once() {
     // when there is no rest, and with an empty payload in a
     // request/response protocol both peers then wait forever.
     const TIMEOUT: Duration = Duration::from_millis(300);
-    let (client, server) = tcp_pair(Api::Ss);
-    let (full, _full_peer) = tcp_pair(Api::Ss);
+    let (client, server) = mirrored_tcp_pair(Api::Ss);
+    let (full, _full_peer) = mirrored_tcp_pair(Api::Ss);
     let pair = ss_pair(SOCK_STREAM);
     set_timeouts(full.raw(), TIMEOUT);
     nonblocking(full.raw());
-    crate::transfer::fill(full.raw());
+    fill_send_buffer(full.raw());
     let mut wrong = Vec::new();
     let mut seen = Vec::new();
     let queued_datagram = ss_pair(SOCK_DGRAM);

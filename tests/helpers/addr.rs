@@ -97,7 +97,7 @@ fn unix_addr(name: &[u8], abstract_name: bool) -> Addr {
 }
 
 /// `ss_addr_parse(text)`: the address, or errno and message.
-fn parse(text: &str) -> Result<Addr, Failure> {
+fn parse(text: &str) -> Result<Addr, Outcome> {
     let c = cstring(text);
     let mut out = Addr::new(&[0xa5; STORAGE]);
     out.len = 0x5a5a;

@@ -4,7 +4,6 @@
 //! `listen.rs`, with the other host-name cases.)
 
 use std::ffi::c_int;
-use std::mem::size_of;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -81,22 +80,12 @@ struct FullListener {
 fn full_listener() -> FullListener {
     let listener = fd_or_panic(tcp_listen("127.0.0.1:0", 0), "listen with backlog 0");
     let port = local_port(&listener);
-    // SAFETY: sockaddr_in is plain data; zero is a valid value.
-    let mut to: libc::sockaddr_in = unsafe { core::mem::zeroed() };
-    to.sin_family = libc::AF_INET as libc::sa_family_t;
-    to.sin_port = port.to_be();
-    to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let to = loopback(port);
     let mut queued = Vec::new();
     for _ in 0..64 {
         let s = plain_socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK);
         // SAFETY: `to` is a local sockaddr_in of the length given.
-        let r = unsafe {
-            libc::connect(
-                s.as_raw_fd(),
-                (&raw const to).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
+        let r = unsafe { libc::connect(s.as_raw_fd(), as_sa(&to), SIN_LEN) };
         assert!(r == 0 || errno() == libc::EINPROGRESS, "connect: errno {}", errno());
         let completed = r == 0 || wait_for(s.as_raw_fd(), libc::POLLOUT, Duration::from_millis(500)) != 0;
         queued.push(s);

@@ -3,7 +3,7 @@
 //! LAST_ACK and into TIME_WAIT, the errors for descriptors that are not TCP
 //! sockets, and the names.
 
-use std::ffi::{CStr, c_int};
+use std::ffi::c_int;
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,12 +12,11 @@ use safesock::ffi;
 
 use crate::common::*;
 
+/// `ss_tcp_state_name(state)`, which must be ASCII.
 fn state_name(state: c_int) -> String {
-    // SAFETY: ss_tcp_state_name returns a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ffi::ss_tcp_state_name(state)) }
-        .to_str()
-        .expect("ASCII")
-        .to_owned()
+    let name = c_text(ffi::ss_tcp_state_name(state));
+    assert!(name.is_ascii(), "{name:?}");
+    name
 }
 
 fn state(fd: &SsFd) -> c_int {
@@ -152,13 +151,7 @@ fn close_first_then_second(first: &SsFd, second: &SsFd) {
 fn time_wait_is_reported_only_for_the_descriptors_own_connection() {
     let listener = fd_or_panic(tcp_listen("127.0.0.1:0", 4), "listen");
     let port = local_port(&listener);
-    let connection = || {
-        let client = fd_or_panic(tcp_connect(&format!("127.0.0.1:{port}"), 5000), "connect");
-        let server = accept(&listener);
-        bound_waits(client.raw());
-        bound_waits(server.raw());
-        (client, server)
-    };
+    let connection = || connect_pair(&listener, "127.0.0.1");
     let closing = [ffi::SS_TCP_FIN_WAIT1, ffi::SS_TCP_FIN_WAIT2, ffi::SS_TCP_LAST_ACK];
 
     let (client_a, server_a) = connection();

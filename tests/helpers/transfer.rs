@@ -57,38 +57,6 @@ fn small_buffer_pair() -> (SsFd, SsFd) {
     (client, server)
 }
 
-/// What one `ss_send_all`/`ss_recv_exact` call did.
-#[derive(Debug)]
-struct Outcome {
-    ret: isize,
-    errno: i32,
-    transferred: usize,
-    message: String,
-}
-
-/// Collects the outcome right after the call (errno first).
-fn outcome(ret: isize) -> Outcome {
-    let errno = errno();
-    let transferred = ffi::ss_transferred();
-    let message = if ret < 0 { last_error() } else { String::new() };
-    Outcome {
-        ret,
-        errno,
-        transferred,
-        message,
-    }
-}
-
-fn send_all(fd: c_int, data: &[u8]) -> Outcome {
-    // SAFETY: `data` is a live slice of the length given.
-    outcome(unsafe { ffi::ss_send_all(fd, data.as_ptr().cast(), data.len()) })
-}
-
-fn recv_exact(fd: c_int, into: &mut [u8]) -> Outcome {
-    // SAFETY: `into` is a live, writable slice of the length given.
-    outcome(unsafe { ffi::ss_recv_exact(fd, into.as_mut_ptr().cast(), into.len()) })
-}
-
 /// Runs `body`, with [`INTERRUPT`] sent to this thread every millisecond if `on`.
 fn maybe_interrupted<T>(on: bool, body: impl FnOnce() -> T) -> Interrupted<T> {
     if on {
@@ -120,10 +88,10 @@ fn big_transfer(interrupt: bool) {
     let sender = thread::spawn({
         let data = Arc::clone(&data);
         let fd = client.raw();
-        move || maybe_interrupted(interrupt, || send_all(fd, &data))
+        move || maybe_interrupted(interrupt, || try_send_all(fd, &data))
     });
     let mut got = vec![0u8; BIG];
-    let recv = maybe_interrupted(interrupt, || recv_exact(server.raw(), &mut got));
+    let recv = maybe_interrupted(interrupt, || try_recv_exact(server.raw(), &mut got));
     // If the receiver failed, closing its end stops the sender at once.
     drop(server);
     let send = sender.join().expect("sending thread");
@@ -133,7 +101,7 @@ fn big_transfer(interrupt: bool) {
         send.sent, send.handled, recv.sent, recv.handled
     );
 
-    let whole = |o: &Outcome| o.ret == BIG as isize && o.transferred == BIG;
+    let whole = |o: &Outcome| o.ret == BIG as i64 && o.transferred == BIG;
     assert!(
         whole(&send.value) && whole(&recv.value),
         "ss_send_all: {:?}\nss_recv_exact: {:?}",
@@ -217,10 +185,10 @@ fn against_a_trickling_peer(helper: Helper) {
         move || trickle(peer_fd, helper, &data)
     });
     let run = with_interruptions(Duration::from_millis(1), Duration::from_secs(60), || match helper {
-        Helper::SendAll => (send_all(ours.raw(), &data), Vec::new()),
+        Helper::SendAll => (try_send_all(ours.raw(), &data), Vec::new()),
         Helper::RecvExact => {
             let mut got = vec![0u8; TRICKLED];
-            (recv_exact(ours.raw(), &mut got), got)
+            (try_recv_exact(ours.raw(), &mut got), got)
         }
     });
     // If the helper failed, closing its end stops the peer at once.
@@ -228,7 +196,7 @@ fn against_a_trickling_peer(helper: Helper) {
     let peer_got = trickler.join().expect("trickling peer");
     let (outcome, got) = run.value;
     eprintln!("{helper:?} against a trickling peer: {} signals handled", run.handled);
-    assert_eq!(outcome.ret, TRICKLED as isize, "{helper:?}: {outcome:?}");
+    assert_eq!(outcome.ret, TRICKLED as i64, "{helper:?}: {outcome:?}");
     let got = if let Helper::SendAll = helper { peer_got } else { got };
     assert_eq!(first_difference(&data, &got), None, "{helper:?}: bytes differ");
     assert_eq!(got.len(), TRICKLED);
@@ -252,13 +220,13 @@ fn recv_exact_is_short_only_at_end_of_stream() {
     let writer = thread::spawn({
         let fd = server.raw();
         move || {
-            let first = send_all(fd, &[1u8; 10]);
+            let first = try_send_all(fd, &[1u8; 10]);
             thread::sleep(Duration::from_millis(50));
-            (first, send_all(fd, &[2u8; 90]))
+            (first, try_send_all(fd, &[2u8; 90]))
         }
     });
     let mut buf = [0u8; 100];
-    let whole = recv_exact(client.raw(), &mut buf);
+    let whole = try_recv_exact(client.raw(), &mut buf);
     let (first, second) = writer.join().expect("writer");
     assert_eq!((first.ret, second.ret), (10, 90), "{first:?} {second:?}");
     assert_eq!(whole.ret, 100, "{whole:?}");
@@ -266,14 +234,14 @@ fn recv_exact_is_short_only_at_end_of_stream() {
     assert_eq!(buf[10..], [2u8; 90]);
 
     // Ten bytes, then end of stream.
-    assert_eq!(send_all(server.raw(), b"0123456789").ret, 10);
+    assert_eq!(try_send_all(server.raw(), b"0123456789").ret, 10);
     drop(server);
     let mut buf = [0u8; 100];
-    let short = recv_exact(client.raw(), &mut buf);
+    let short = try_recv_exact(client.raw(), &mut buf);
     assert_eq!(short.ret, 10, "{short:?}");
     assert_eq!(short.transferred, 10);
     assert_eq!(&buf[..10], b"0123456789");
-    let after = recv_exact(client.raw(), &mut buf);
+    let after = try_recv_exact(client.raw(), &mut buf);
     assert_eq!((after.ret, after.transferred), (0, 0), "{after:?}");
 }
 
@@ -313,25 +281,25 @@ fn recv_exact_on_a_nonblocking_socket_returns_eagain_with_the_count() {
     set_nonblocking(client.raw(), true);
     let mut buf = [0u8; 100];
 
-    let nothing = recv_exact(client.raw(), &mut buf);
+    let nothing = try_recv_exact(client.raw(), &mut buf);
     assert_eq!(
         (nothing.ret, nothing.errno, nothing.transferred),
         (-1, libc::EAGAIN, 0),
         "{nothing:?}"
     );
 
-    assert_eq!(send_all(server.raw(), b"abcde").ret, 5);
+    assert_eq!(try_send_all(server.raw(), b"abcde").ret, 5);
     assert_ne!(wait_for(client.raw(), libc::POLLIN, PATIENCE), 0);
-    let part = recv_exact(client.raw(), &mut buf);
+    let part = try_recv_exact(client.raw(), &mut buf);
     assert_eq!((part.ret, part.errno), (-1, libc::EAGAIN), "{part:?}");
     assert_eq!(part.transferred, 5, "{part:?}");
     assert!(part.message.contains("EAGAIN"), "{}", part.message);
     assert_eq!(&buf[..5], b"abcde");
 
     let rest: Vec<u8> = (0..95u8).collect();
-    assert_eq!(send_all(server.raw(), &rest).ret, 95);
+    assert_eq!(try_send_all(server.raw(), &rest).ret, 95);
     finish_after_eagain(client.raw(), libc::POLLIN, 5, 100, |done| {
-        recv_exact(client.raw(), &mut buf[done..])
+        try_recv_exact(client.raw(), &mut buf[done..])
     });
     assert_eq!(&buf[5..], &rest[..]);
 }
@@ -343,7 +311,7 @@ fn send_all_on_a_nonblocking_socket_returns_eagain_with_the_count() {
     let mut data = vec![0u8; 4 << 20];
     Rng::new(7).fill(&mut data);
 
-    let part = send_all(client.raw(), &data);
+    let part = try_send_all(client.raw(), &data);
     assert_eq!((part.ret, part.errno), (-1, libc::EAGAIN), "{part:?}");
     assert!(part.transferred > 0 && part.transferred < data.len(), "{part:?}");
     assert!(part.message.contains("EAGAIN"), "{}", part.message);
@@ -354,17 +322,17 @@ fn send_all_on_a_nonblocking_socket_returns_eagain_with_the_count() {
         let len = data.len();
         move || {
             let mut got = vec![0u8; len];
-            (recv_exact(fd, &mut got), got)
+            (try_recv_exact(fd, &mut got), got)
         }
     });
     let calls = finish_after_eagain(client.raw(), libc::POLLOUT, part.transferred, data.len(), |done| {
-        send_all(client.raw(), &data[done..])
+        try_send_all(client.raw(), &data[done..])
     });
     let (read, got) = reader.join().expect("reader");
     eprintln!(
         "non-blocking ss_send_all of 4 MiB: EAGAIN after {} bytes, finished in {calls} more calls",
         part.transferred
     );
-    assert_eq!(read.ret, data.len() as isize, "{read:?}");
+    assert_eq!(read.ret, data.len() as i64, "{read:?}");
     assert_eq!(first_difference(&data, &got), None);
 }
