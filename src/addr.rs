@@ -159,7 +159,7 @@ impl AddrCopy {
         let Some(needed) = needed_len(family) else {
             return Decoded::OtherFamily { family, len };
         };
-        if (len as usize) < needed || len as usize > STORAGE_LEN {
+        if (len as usize) < needed || len as usize > max_len(family) {
             return Decoded::BadLength { family, len, needed };
         }
         match family {
@@ -203,6 +203,14 @@ pub fn needed_len(family: c_int) -> Option<usize> {
     }
 }
 
+/// The largest length the kernel takes for an address of `family`.
+pub fn max_len(family: c_int) -> usize {
+    match family {
+        libc::AF_UNIX => size_of::<sockaddr_un>(),
+        _ => STORAGE_LEN,
+    }
+}
+
 /// `AF_INET`, `AF_INET6` ...; `None` for a family without a common name.
 pub fn family_name(family: c_int) -> Option<&'static str> {
     Some(match family {
@@ -233,8 +241,8 @@ impl fmt::Display for AddrCopy {
             Decoded::BadLength { family, len, needed } => {
                 write_family(f, family)?;
                 write!(f, " address with addrlen {len} (needs {needed}")?;
-                if len as usize > STORAGE_LEN {
-                    write!(f, " to {STORAGE_LEN}")?;
+                if len as usize > max_len(family) {
+                    write!(f, " to {}", max_len(family))?;
                 }
                 f.write_str(")")
             }
@@ -337,7 +345,7 @@ impl ParseError {
             ParseError::Port => "the port must be a number from 0 to 65535 after the last ':'",
             ParseError::Host => "the host must be a numeric IPv4 address, or an IPv6 address in brackets",
             ParseError::Scope => "the IPv6 scope after '%' must be an interface name or index",
-            ParseError::PathTooLong => "an AF_UNIX path holds at most 107 bytes (108 with the NUL)",
+            ParseError::PathTooLong => "an AF_UNIX path holds at most 108 bytes, an abstract name 107",
             ParseError::Escape => "a '\\' in a unix path must be '\\\\' or '\\xNN'",
             ParseError::TooLong => "the text is over 1024 bytes long, longer than any address",
         }
@@ -427,9 +435,9 @@ fn parse_unix(rest: &str) -> core::result::Result<AddrCopy, ParseError> {
         } else {
             b
         };
-        // A path keeps room for its terminating NUL; an abstract name may fill sun_path.
-        let room = if abstract_name { SUN_PATH_LEN } else { SUN_PATH_LEN - 1 };
-        if n >= room {
+        // A path or abstract name may fill sun_path (a path of 108 bytes has
+        // no terminating NUL, which the kernel accepts).
+        if n >= SUN_PATH_LEN {
             return Err(ParseError::PathTooLong);
         }
         path[n] = value;
@@ -441,8 +449,9 @@ fn parse_unix(rest: &str) -> core::result::Result<AddrCopy, ParseError> {
     let mut bytes = [0u8; size_of::<sockaddr_un>()];
     bytes[..2].copy_from_slice(&(libc::AF_UNIX as sa_family_t).to_ne_bytes());
     bytes[SUN_PATH_OFFSET..SUN_PATH_OFFSET + n].copy_from_slice(&path[..n]);
-    // A path's length counts its NUL, as SUN_LEN + 1 does; an abstract name's does not.
-    let len = SUN_PATH_OFFSET + n + usize::from(!abstract_name && n > 0);
+    // A path's length counts its NUL when there is room for one, as SUN_LEN + 1
+    // does; an abstract name's does not.
+    let len = SUN_PATH_OFFSET + n + usize::from(!abstract_name && n > 0 && n < SUN_PATH_LEN);
     Ok(AddrCopy::from_bytes(&bytes[..len]))
 }
 
@@ -541,6 +550,25 @@ mod tests {
     }
 
     #[test]
+    fn unix_lengths_beyond_sockaddr_un_are_refused() {
+        let mut raw = [0u8; 128];
+        raw[..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
+        raw[3] = b'x';
+        for len in [111usize, 120, 128] {
+            let c = AddrCopy::from_bytes(&raw[..len]);
+            assert!(
+                matches!(c.decode(), Decoded::BadLength { len: l, .. } if l as usize == len),
+                "{len}"
+            );
+            assert_eq!(decode_for_format(&c).unwrap_err(), Errno(libc::EINVAL));
+        }
+        assert!(matches!(
+            AddrCopy::from_bytes(&raw[..110]).decode(),
+            Decoded::UnixAbstract(_)
+        ));
+    }
+
+    #[test]
     fn oversized_length_keeps_only_storage() {
         let mut bytes = v4_bytes([127, 0, 0, 1], 1);
         bytes.resize(300, 0xaa);
@@ -594,9 +622,15 @@ mod tests {
             let c = parse(good).unwrap();
             assert_eq!(text(&c), good);
         }
-        let long = format!("unix:/{}", "a".repeat(106));
-        assert!(parse(&long).is_ok());
-        let too_long = format!("unix:/{}", "a".repeat(107));
+        let long = format!("unix:/{}", "a".repeat(107));
+        let full = parse(&long).unwrap();
+        assert_eq!(
+            full.len() as usize,
+            size_of::<sockaddr_un>(),
+            "a 108-byte path fills sockaddr_un, no NUL"
+        );
+        assert_eq!(text(&full), long);
+        let too_long = format!("unix:/{}", "a".repeat(108));
         assert_eq!(parse(&too_long).err(), Some(ParseError::PathTooLong));
         assert_eq!(parse("unix:/a\\q").err(), Some(ParseError::Escape));
         assert_eq!(parse("unix:/a\\x0").err(), Some(ParseError::Escape));

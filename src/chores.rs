@@ -97,7 +97,7 @@ pub fn tcp_listen(text: &[u8], backlog: c_int) -> core::result::Result<Fd, Repor
         socket_for(a, libc::SOCK_STREAM, |fd| {
             sys::setsockopt_int(fd.0, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
             socket::bind(fd, UserAddr::from_copy(a))?;
-            socket::listen(fd, backlog)
+            socket::listen(fd, backlog).map(drop)
         })
     })
 }
@@ -106,7 +106,9 @@ pub fn tcp_listen(text: &[u8], backlog: c_int) -> core::result::Result<Fd, Repor
 pub fn udp_bind(text: &[u8]) -> core::result::Result<Fd, Reported> {
     let addrs = resolve::resolve(text, libc::SOCK_DGRAM)?;
     first_that_works(&addrs, |a| {
-        socket_for(a, libc::SOCK_DGRAM, |fd| socket::bind(fd, UserAddr::from_copy(a)))
+        socket_for(a, libc::SOCK_DGRAM, |fd| {
+            socket::bind(fd, UserAddr::from_copy(a)).map(drop)
+        })
     })
 }
 
@@ -134,7 +136,7 @@ pub fn tcp_connect(text: &[u8], timeout_ms: c_int) -> core::result::Result<Fd, R
 /// Connects the non-blocking `fd` to `a` before `deadline`, then makes it blocking.
 fn connect_by(fd: Fd, a: &AddrCopy, deadline: Option<Instant>) -> Result<()> {
     match socket::connect(fd, UserAddr::from_copy(a)) {
-        Ok(()) => return set_blocking(fd),
+        Ok(_) => return set_blocking(fd),
         Err(Errno(libc::EINPROGRESS)) => {}
         Err(e) => return Err(e),
     }

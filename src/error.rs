@@ -198,15 +198,26 @@ static ERRNO_NAMES: [&CStr; 134] = [
 pub(crate) const MESSAGE_CAPACITY: usize = 512;
 
 /// What this thread remembers of its last failing `ss_` call.
+///
+/// The text alternates between two buffers: a signal handler that makes a
+/// failing `ss_` call and asks for its message while the interrupted code is
+/// still reading the previous string writes the other buffer, so neither
+/// sees a mixture.
 struct LastError {
     failure: Option<Failure>,
-    text: FixedBuf<MESSAGE_CAPACITY>,
+    texts: [FixedBuf<MESSAGE_CAPACITY>; 2],
+    shown: usize,
     text_is_current: bool,
 }
 
 thread_local! {
     static LAST: RefCell<LastError> = const {
-        RefCell::new(LastError { failure: None, text: FixedBuf::new(), text_is_current: false })
+        RefCell::new(LastError {
+            failure: None,
+            texts: [FixedBuf::new(), FixedBuf::new()],
+            shown: 0,
+            text_is_current: false,
+        })
     };
 }
 
@@ -224,8 +235,10 @@ pub fn record(failure: Failure) {
 pub fn clear() {
     let _ = LAST.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
+            let next = 1 - last.shown;
             last.failure = None;
-            last.text.clear();
+            last.texts[next].clear();
+            last.shown = next;
             last.text_is_current = true;
         }
     });
@@ -247,13 +260,15 @@ pub fn message_ptr() -> *const core::ffi::c_char {
         };
         let last = &mut *last;
         if !last.text_is_current {
-            last.text.clear();
+            let next = 1 - last.shown;
+            last.texts[next].clear();
             if let Some(failure) = &last.failure {
-                crate::message::write_message(&mut last.text, failure);
+                crate::message::write_message(&mut last.texts[next], failure);
             }
+            last.shown = next;
             last.text_is_current = true;
         }
-        last.text.as_bytes_with_nul().as_ptr().cast()
+        last.texts[last.shown].as_bytes_with_nul().as_ptr().cast()
     })
     .unwrap_or(c"".as_ptr())
 }

@@ -44,14 +44,27 @@ impl<const N: usize> FixedBuf<N> {
         &self.bytes[..=self.len]
     }
 
+    /// Whether `len` bytes of the text end on a character boundary.
+    fn ends_on_char_boundary(&self, len: usize) -> bool {
+        core::str::from_utf8(&self.bytes[..self.len]).is_ok_and(|t| t.is_char_boundary(len))
+    }
+
     /// Whether some text was cut.
     pub fn is_truncated(&self) -> bool {
         self.truncated
     }
 
     fn push_cut(&mut self, s: &str) {
-        // Keep room for "..." and the NUL.
+        // Keep room for "..." and the NUL: text already past that point is
+        // cut back first (on a character boundary).
         let limit = N.saturating_sub(4);
+        if self.len > limit {
+            let mut keep = limit;
+            while keep > 0 && !self.ends_on_char_boundary(keep) {
+                keep -= 1;
+            }
+            self.len = keep;
+        }
         let room = limit.saturating_sub(self.len);
         let mut take = s.len().min(room);
         while take > 0 && !s.is_char_boundary(take) {
@@ -111,6 +124,22 @@ mod tests {
         assert!(b.is_truncated());
         b.write_str("more").unwrap();
         assert_eq!(b.as_str(), "01234567...");
+    }
+
+    #[test]
+    fn cut_after_text_that_nearly_fills_the_buffer_stays_inside() {
+        for filled in 0..16 {
+            let mut b = FixedBuf::<16>::new();
+            b.write_str(&"x".repeat(filled)).unwrap();
+            b.write_str("0123456789abcdef").unwrap();
+            assert!(b.as_str().len() <= 15, "filled {filled}: {:?}", b.as_str());
+            assert!(b.as_str().ends_with("..."), "filled {filled}: {:?}", b.as_str());
+            assert_eq!(b.as_bytes_with_nul().len(), b.as_str().len() + 1);
+        }
+        let mut b = FixedBuf::<16>::new();
+        b.write_str("abcdefghijkl\u{e9}").unwrap();
+        b.write_str("more text").unwrap();
+        assert!(b.as_str().ends_with("..."));
     }
 
     #[test]

@@ -99,10 +99,14 @@ fn writev_without_rwf(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
 /// Writes to a descriptor that is not a stream socket.
 fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
     // pwritev2 answers a zero-length write without asking the descriptor,
-    // where write sends an empty datagram; a zero-length write raises no
-    // SIGPIPE on anything but a stream socket, so write itself serves.
+    // where write sends an empty datagram; send does what write does on a
+    // socket, without the signal a stream socket (reused behind safesock's
+    // back) would raise, and a non-socket takes write itself.
     if buf.len == 0 {
-        return write_plain(fd, buf);
+        return match send_nosignal(fd, buf) {
+            Err(Errno(libc::ENOTSOCK)) => write_plain(fd, buf),
+            result => result,
+        };
     }
     let one = [iovec {
         iov_base: buf.ptr.cast_mut(),

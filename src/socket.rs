@@ -44,29 +44,29 @@ pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Result<Fd> {
 }
 
 /// `socketpair` with close-on-exec.
-pub fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: UserPair<'_>) -> Result<()> {
+pub fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: UserPair<'_>) -> Result<c_int> {
     // SAFETY: UserPair carries caller memory the kernel may write.
-    unsafe { sys::socketpair(domain, ty | libc::SOCK_CLOEXEC, protocol, sv.ptr) }?;
+    let ret = unsafe { sys::socketpair(domain, ty | libc::SOCK_CLOEXEC, protocol, sv.ptr) }?;
     // SAFETY: socketpair just succeeded and wrote both entries.
     for fd in unsafe { sv.read_after_success() } {
         fdtable::handed_out(fd, kind_for(domain, ty));
     }
-    Ok(())
+    Ok(ret)
 }
 
 /// `bind`.
-pub fn bind(fd: Fd, addr: UserAddr<'_>) -> Result<()> {
+pub fn bind(fd: Fd, addr: UserAddr<'_>) -> Result<c_int> {
     // SAFETY: UserAddr carries caller memory the kernel only reads.
     unsafe { sys::bind(fd.0, addr.ptr, addr.len) }
 }
 
 /// `listen`.
-pub fn listen(fd: Fd, backlog: c_int) -> Result<()> {
+pub fn listen(fd: Fd, backlog: c_int) -> Result<c_int> {
     sys::listen(fd.0, backlog)
 }
 
 /// `connect`.
-pub fn connect(fd: Fd, addr: UserAddr<'_>) -> Result<()> {
+pub fn connect(fd: Fd, addr: UserAddr<'_>) -> Result<c_int> {
     // SAFETY: UserAddr carries caller memory the kernel only reads.
     unsafe { sys::connect(fd.0, addr.ptr, addr.len) }
 }
@@ -143,30 +143,30 @@ pub fn sendto(fd: Fd, buf: UserIn<'_>, flags: c_int, to: UserAddr<'_>) -> Result
 }
 
 /// `shutdown`.
-pub fn shutdown(fd: Fd, how: c_int) -> Result<()> {
+pub fn shutdown(fd: Fd, how: c_int) -> Result<c_int> {
     sys::shutdown(fd.0, how)
 }
 
 /// `getsockname`.
-pub fn getsockname(fd: Fd, addr: UserAddrOut<'_>) -> Result<()> {
+pub fn getsockname(fd: Fd, addr: UserAddrOut<'_>) -> Result<c_int> {
     // SAFETY: UserAddrOut carries caller memory the kernel may write.
     unsafe { sys::getsockname(fd.0, addr.ptr, addr.len) }
 }
 
 /// `getpeername`.
-pub fn getpeername(fd: Fd, addr: UserAddrOut<'_>) -> Result<()> {
+pub fn getpeername(fd: Fd, addr: UserAddrOut<'_>) -> Result<c_int> {
     // SAFETY: UserAddrOut carries caller memory the kernel may write.
     unsafe { sys::getpeername(fd.0, addr.ptr, addr.len) }
 }
 
 /// `getsockopt`.
-pub fn getsockopt(fd: Fd, level: c_int, name: c_int, value: UserOptOut<'_>) -> Result<()> {
+pub fn getsockopt(fd: Fd, level: c_int, name: c_int, value: UserOptOut<'_>) -> Result<c_int> {
     // SAFETY: UserOptOut carries caller memory the kernel may write.
     unsafe { sys::getsockopt(fd.0, level, name, value.ptr, value.len) }
 }
 
 /// `setsockopt`.
-pub fn setsockopt(fd: Fd, level: c_int, name: c_int, value: UserIn<'_>) -> Result<()> {
+pub fn setsockopt(fd: Fd, level: c_int, name: c_int, value: UserIn<'_>) -> Result<c_int> {
     let len = socklen_t::try_from(value.len).unwrap_or(socklen_t::MAX);
     // SAFETY: UserIn carries caller memory the kernel only reads.
     unsafe { sys::setsockopt(fd.0, level, name, value.ptr, len) }
@@ -175,7 +175,7 @@ pub fn setsockopt(fd: Fd, level: c_int, name: c_int, value: UserIn<'_>) -> Resul
 /// `close`, at most once per number handed out: a number `ss_close` already
 /// closed, and nothing has handed out or used since, is refused with `EBADF`
 /// and nothing is closed.
-pub fn close(fd: Fd) -> Result<()> {
+pub fn close(fd: Fd) -> Result<c_int> {
     if fdtable::begin_close(fd.0) == CloseTicket::AlreadyClosed {
         return Err(Errno(libc::EBADF));
     }
@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn double_close_is_refused() {
         let s = socket(libc::AF_UNIX, libc::SOCK_STREAM, 0).unwrap();
-        assert_eq!(close(s), Ok(()));
+        assert_eq!(close(s), Ok(0));
         assert_eq!(close(s), Err(Errno(libc::EBADF)));
     }
 

@@ -33,9 +33,9 @@ pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Result<c_int> {
 ///
 /// `sv`, if mapped, may be written by the kernel (8 bytes).
 #[inline]
-pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> Result<()> {
+pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> Result<c_int> {
     // SAFETY: the kernel validates `sv`; the caller allows the write.
-    check(unsafe { libc::socketpair(domain, ty, protocol, sv) }).map(drop)
+    check(unsafe { libc::socketpair(domain, ty, protocol, sv) })
 }
 
 /// `bind(2)`.
@@ -44,16 +44,16 @@ pub unsafe fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_i
 ///
 /// `addr` is only read, by the kernel.
 #[inline]
-pub unsafe fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<()> {
+pub unsafe fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int> {
     // SAFETY: the kernel validates the pointer and length.
-    check(unsafe { libc::bind(fd, addr, len) }).map(drop)
+    check(unsafe { libc::bind(fd, addr, len) })
 }
 
 /// `listen(2)`.
 #[inline]
-pub fn listen(fd: c_int, backlog: c_int) -> Result<()> {
+pub fn listen(fd: c_int, backlog: c_int) -> Result<c_int> {
     // SAFETY: plain integers.
-    check(unsafe { libc::listen(fd, backlog) }).map(drop)
+    check(unsafe { libc::listen(fd, backlog) })
 }
 
 /// `connect(2)`.
@@ -62,9 +62,9 @@ pub fn listen(fd: c_int, backlog: c_int) -> Result<()> {
 ///
 /// `addr` is only read, by the kernel.
 #[inline]
-pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<()> {
+pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int> {
     // SAFETY: the kernel validates the pointer and length.
-    check(unsafe { libc::connect(fd, addr, len) }).map(drop)
+    check(unsafe { libc::connect(fd, addr, len) })
 }
 
 /// `accept4(2)`.
@@ -224,16 +224,16 @@ pub unsafe fn sendto(
 
 /// `shutdown(2)`.
 #[inline]
-pub fn shutdown(fd: c_int, how: c_int) -> Result<()> {
+pub fn shutdown(fd: c_int, how: c_int) -> Result<c_int> {
     // SAFETY: plain integers.
-    check(unsafe { libc::shutdown(fd, how) }).map(drop)
+    check(unsafe { libc::shutdown(fd, how) })
 }
 
 /// `close(2)`.
 #[inline]
-pub fn close(fd: c_int) -> Result<()> {
+pub fn close(fd: c_int) -> Result<c_int> {
     // SAFETY: plain integer; which descriptor may be closed is the caller's decision.
-    check(unsafe { libc::close(fd) }).map(drop)
+    check(unsafe { libc::close(fd) })
 }
 
 /// `getsockname(2)`.
@@ -242,9 +242,9 @@ pub fn close(fd: c_int) -> Result<()> {
 ///
 /// `addr` and `len`, if mapped, may be written by the kernel.
 #[inline]
-pub unsafe fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> Result<()> {
+pub unsafe fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> Result<c_int> {
     // SAFETY: the kernel validates both pointers.
-    check(unsafe { libc::getsockname(fd, addr, len) }).map(drop)
+    check(unsafe { libc::getsockname(fd, addr, len) })
 }
 
 /// `getpeername(2)`.
@@ -253,9 +253,9 @@ pub unsafe fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -
 ///
 /// As [`getsockname`].
 #[inline]
-pub unsafe fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> Result<()> {
+pub unsafe fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> Result<c_int> {
     // SAFETY: the kernel validates both pointers.
-    check(unsafe { libc::getpeername(fd, addr, len) }).map(drop)
+    check(unsafe { libc::getpeername(fd, addr, len) })
 }
 
 /// `getsockopt(2)`.
@@ -264,9 +264,15 @@ pub unsafe fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -
 ///
 /// `value` and `len`, if mapped, may be written by the kernel.
 #[inline]
-pub unsafe fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> Result<()> {
+pub unsafe fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *mut c_void,
+    len: *mut socklen_t,
+) -> Result<c_int> {
     // SAFETY: the kernel validates both pointers.
-    check(unsafe { libc::getsockopt(fd, level, name, value, len) }).map(drop)
+    check(unsafe { libc::getsockopt(fd, level, name, value, len) })
 }
 
 /// `setsockopt(2)`.
@@ -275,9 +281,9 @@ pub unsafe fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_voi
 ///
 /// `value` is only read, by the kernel.
 #[inline]
-pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> Result<()> {
+pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> Result<c_int> {
     // SAFETY: the kernel validates the pointer.
-    check(unsafe { libc::setsockopt(fd, level, name, value, len) }).map(drop)
+    check(unsafe { libc::setsockopt(fd, level, name, value, len) })
 }
 
 /// Reads an `int`-sized socket option into a local (used for `SO_TYPE`, `SO_ERROR` ...).
@@ -290,7 +296,7 @@ pub fn getsockopt_int(fd: c_int, level: c_int, name: c_int) -> Result<c_int> {
 }
 
 /// Sets an `int`-sized socket option.
-pub fn setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<()> {
+pub fn setsockopt_int(fd: c_int, level: c_int, name: c_int, value: c_int) -> Result<c_int> {
     // SAFETY: the pointer refers to a local of the size given.
     unsafe {
         setsockopt(

@@ -47,8 +47,15 @@ pub fn state_name(state: c_int) -> &'static CStr {
 pub fn state(fd: c_int) -> Result<c_int> {
     let info = tcp_info(fd)?;
     let state = c_int::from(info.tcpi_state);
-    if state == CLOSE && info.tcpi_segs_in > 0 && connection_in_time_wait(fd) {
-        return Ok(TIME_WAIT);
+    if state == CLOSE && info.tcpi_segs_in > 0 {
+        // The lookup's own failures (no peer name, no netlink) are not the
+        // caller's: errno stays as it was.
+        let saved = Errno::last();
+        let time_wait = connection_in_time_wait(fd);
+        saved.set();
+        if time_wait {
+            return Ok(TIME_WAIT);
+        }
     }
     Ok(state)
 }

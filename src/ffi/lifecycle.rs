@@ -174,7 +174,7 @@ pub extern "C" fn ss_shutdown(sockfd: c_int, how: c_int) -> c_int {
 /// now belongs to something opened without safesock (close that with `close`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ss_close(fd: c_int) -> c_int {
-    let before = trace::state_before_close(fd);
+    let before = super::contained(None, || trace::state_before_close(fd));
     boundary(
         -1,
         || socket::close(Fd(fd)),

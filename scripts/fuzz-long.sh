@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Long fuzzing campaigns: each target (or those named) for FUZZ_HOURS hours
+# (default 4) with FUZZ_JOBS parallel workers (default: the number of
+# cores), in libFuzzer's fork mode, which keeps going after a finding and
+# collects every crashing input in fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz-long.sh                 all targets, one after another
+#   scripts/fuzz-long.sh calls           one target
+#   FUZZ_HOURS=0.5 FUZZ_JOBS=2 scripts/fuzz-long.sh addr
+#   SAFESOCK_FUZZ_SKIP=fmtbuf ...        step around known bugs (fuzz/src/known.rs)
+#
+# The corpus grows in fuzz/corpus-run/<target>/ (gitignored) and is reused
+# by the next campaign. To refresh the committed seeds from it, merge into
+# a fresh directory and keep the smallest inputs, for example:
+#   fuzz/target/none/x86_64-unknown-linux-gnu/release/calls -merge=1 /tmp/min fuzz/corpus-run/calls
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/fuzz-common.sh
+source scripts/fuzz-common.sh
+
+hours="${FUZZ_HOURS:-4}"
+jobs="${FUZZ_JOBS:-$(nproc)}"
+targets="${*:-calls addr messages}"
+seconds=$(awk -v h="$hours" 'BEGIN { printf "%d", h * 3600 }')
+
+bash scripts/fuzz-setup.sh
+for t in $targets; do
+  build_target "$t"
+done
+
+for t in $targets; do
+  mkdir -p "fuzz/corpus-run/$t" "fuzz/artifacts/$t" fuzz/target/logs
+  log="fuzz/target/logs/long-$t.log"
+  echo "==> $t: ${hours}h, $jobs jobs, log $log"
+  status=0
+  env "$(env_of "$t")" "$(binary_of "$t")" \
+    -fork="$jobs" \
+    -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+    -max_total_time="$seconds" \
+    -timeout=60 \
+    -rss_limit_mb=4096 \
+    -max_len="$(max_len_of "$t")" \
+    -print_final_stats=1 \
+    -artifact_prefix="fuzz/artifacts/$t/" \
+    "fuzz/corpus-run/$t" "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
+  grep -E ' cov: ' "$log" | tail -n 1 || true
+  found=$(find "fuzz/artifacts/$t" -type f | wc -l)
+  echo "$t: exit $status, $found input(s) in fuzz/artifacts/$t/"
+done
