@@ -148,8 +148,12 @@ fn resolve(host: &str, socktype: c_int) -> Vec<IpAddr> {
     while !node.is_null() {
         // SAFETY: `node` is an element of the list getaddrinfo returned.
         let info = unsafe { &*node };
-        // SAFETY: ai_addr holds ai_addrlen bytes of an address of ai_family.
-        let storage = unsafe { info.ai_addr.cast::<libc::sockaddr_storage>().read_unaligned() };
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = (info.ai_addrlen as usize).min(size_of::<libc::sockaddr_storage>());
+        // SAFETY: ai_addr holds ai_addrlen readable bytes (only those are
+        // copied), and the destination is a local storage of at least that size.
+        unsafe { std::ptr::copy_nonoverlapping(info.ai_addr.cast::<u8>(), (&raw mut storage).cast::<u8>(), len) };
         found.extend(to_std(&storage, info.ai_addrlen).map(|a| a.ip()));
         node = info.ai_next;
     }
