@@ -1,5 +1,6 @@
+# shellcheck shell=bash
 # Shared by the fuzz scripts (sourced, not run): which sanitizer each target
-# is built with, and where its binary is.
+# is built with, where its binary is, and the environment it runs in.
 #
 # `calls` and `messages` pass wild pointers (NULL, 0x1, guard pages, kernel
 # addresses) on purpose: safesock must hand them to the kernel and get
@@ -29,16 +30,27 @@ max_len_of() {
   esac
 }
 
-# Environment a target runs with: `messages` also builds every trace line
-# (SAFESOCK_TRACE to /dev/null), so the trace formatting is fuzzed too,
-# unless the known `fmtbuf` bug is being skipped (its trace-line form
-# cannot be stepped around: it aborts inside the call).
-env_of() {
-  if [ "$1" = messages ] && [[ ",${SAFESOCK_FUZZ_SKIP:-}," != *,fmtbuf,* ]]; then
-    echo "SAFESOCK_TRACE=/dev/null"
+# Runs a command (the rest of the arguments) in the environment target $1
+# is fuzzed in: `messages` with SAFESOCK_TRACE=/dev/null, so every trace
+# line is built too and the trace formatting is fuzzed; the others with
+# tracing off, whatever the caller's environment says.
+with_env_of() {
+  local t="$1"
+  shift
+  if [ "$t" = messages ]; then
+    env SAFESOCK_TRACE=/dev/null "$@"
   else
-    echo "SAFESOCK_FUZZ_TARGET=$1"
+    env -u SAFESOCK_TRACE "$@"
   fi
+}
+
+# The command line that replays input $2 of target $1 as the scripts run it.
+replay_command_of() {
+  local prefix=""
+  if [ "$1" = messages ] || [[ "$2" == *SAFESOCK_TRACE* ]]; then
+    prefix="SAFESOCK_TRACE=/dev/null "
+  fi
+  echo "$prefix$(binary_of "$1") $2"
 }
 
 # One build directory per sanitizer, so switching does not rebuild all.
@@ -52,4 +64,18 @@ binary_of() {
 
 build_target() {
   cargo "+$toolchain" fuzz build --sanitizer "$(sanitizer_of "$1")" --target-dir "$(target_dir_of "$1")" "$1"
+}
+
+# Runs scripts/fuzz-setup.sh with the given parts. When the nightly
+# toolchain is missing and cannot be installed (no route to the toolchain
+# server: an environment limit, not a failure of this code), fuzz-setup.sh
+# prints one `skipped: <reason>` line and exits 77; the calling script then
+# stops with exit 0. Any other failure of the setup is returned as it is.
+setup_or_skip() {
+  local status=0
+  bash scripts/fuzz-setup.sh "$@" || status=$?
+  if [ "$status" -eq 77 ]; then
+    exit 0
+  fi
+  return "$status"
 }

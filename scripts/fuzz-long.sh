@@ -7,7 +7,6 @@
 #   scripts/fuzz-long.sh                 all targets, one after another
 #   scripts/fuzz-long.sh calls           one target
 #   FUZZ_HOURS=0.5 FUZZ_JOBS=2 scripts/fuzz-long.sh addr
-#   SAFESOCK_FUZZ_SKIP=fmtbuf ...        step around known bugs (fuzz/src/known.rs)
 #
 # The corpus grows in fuzz/corpus-run/<target>/ (gitignored) and is reused
 # by the next campaign. To refresh the committed seeds from it, merge into
@@ -23,7 +22,8 @@ jobs="${FUZZ_JOBS:-$(nproc)}"
 targets="${*:-calls addr messages}"
 seconds=$(awk -v h="$hours" 'BEGIN { printf "%d", h * 3600 }')
 
-bash scripts/fuzz-setup.sh
+# Unlike CI, a missing nightly toolchain is an error here (exit 77).
+bash scripts/fuzz-setup.sh nightly cargo-fuzz
 for t in $targets; do
   build_target "$t"
 done
@@ -33,7 +33,9 @@ for t in $targets; do
   log="fuzz/target/logs/long-$t.log"
   echo "==> $t: ${hours}h, $jobs jobs, log $log"
   status=0
-  env "$(env_of "$t")" "$(binary_of "$t")" \
+  seeds=("fuzz/corpus/$t")
+  [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
+  with_env_of "$t" "$(binary_of "$t")" \
     -fork="$jobs" \
     -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$seconds" \
@@ -42,7 +44,7 @@ for t in $targets; do
     -max_len="$(max_len_of "$t")" \
     -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" \
-    "fuzz/corpus-run/$t" "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
+    "fuzz/corpus-run/$t" "${seeds[@]}" >"$log" 2>&1 || status=$?
   grep -E ' cov: ' "$log" | tail -n 1 || true
   found=$(find "fuzz/artifacts/$t" -type f | wc -l)
   echo "$t: exit $status, $found input(s) in fuzz/artifacts/$t/"

@@ -15,14 +15,18 @@
 #   scripts/sanitize.sh address       one
 #
 # The C examples have their own ASan build: make -C c_examples asan.
+#
+# Without the nightly toolchain (or its rust-src), and no way to install it,
+# it prints `skipped: <reason>` and exits 0 (see scripts/fuzz-setup.sh); a
+# failing test, a sanitizer report or a build error exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/fuzz-common.sh
+source scripts/fuzz-common.sh
 
-toolchain="${FUZZ_TOOLCHAIN:-nightly}"
-triple="x86_64-unknown-linux-gnu"
 which="${*:-address thread}"
 
-bash scripts/fuzz-setup.sh
+setup_or_skip nightly rust-src
 
 # Test binaries left out of the address run entirely:
 #   c_examples, exports, packaging  build the library and C programs with
@@ -37,7 +41,8 @@ for f in tests/*.rs; do
   [[ "$address_excluded" == *" $name "* ]] || address_tests+=("$name")
 done
 
-# Tests left out by name, and why:
+# Tests left out by name, and why (the arrays are passed to run by name):
+# shellcheck disable=SC2034
 address_skips=(
   # Pass wild pointers (0x1, PROT_NONE pages, kernel addresses) to
   # getsockopt/accept4/getpeername/recvmsg ... on purpose, to check EFAULT.
@@ -58,6 +63,7 @@ thread_tests=()
 for name in safety_defaults faults stress regressions; do
   [ -f "tests/$name.rs" ] && thread_tests+=("$name")
 done
+# shellcheck disable=SC2034
 thread_skips=(
   # Wild pointers, as above: TSan's interceptors touch caller memory before
   # the system call too (seen: SEGV at 0x1 in its getpeername).

@@ -24,9 +24,9 @@ fn write_message_inner(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
     {
         out.write_str(note)?;
         out.write_str(" in ")?;
-        return write_call(out, &failure.call);
+        return write_call_bounded(out, &failure.call);
     }
-    write_call(out, &failure.call)?;
+    write_call_bounded(out, &failure.call)?;
     write_errno(out, failure.errno)?;
     match failure.context {
         Context::Note(note) => write!(out, ": {note}"),
@@ -48,6 +48,17 @@ pub fn write_errno(out: &mut dyn Write, errno: Errno) -> fmt::Result {
     let mut text = [0u8; 128];
     let name = errno.name().to_str().unwrap_or("E?");
     write!(out, ": {} ({name})", errno.describe(&mut text))
+}
+
+/// Room for the call and its decoded arguments, so that what follows (the
+/// system's text and the errno name) always fits in a message or trace line.
+const CALL_CAPACITY: usize = 320;
+
+/// [`write_call`], cut with `...` to [`CALL_CAPACITY`] bytes.
+pub fn write_call_bounded(out: &mut dyn Write, call: &Call) -> fmt::Result {
+    let mut text = crate::fmtbuf::FixedBuf::<CALL_CAPACITY>::new();
+    let _ = write_call(&mut text, call);
+    out.write_str(text.as_str())
 }
 
 /// `ss_connect(fd 3, 127.0.0.1:9)`.
@@ -560,6 +571,15 @@ mod tests {
         );
         let call = Call::no_fd(CallName::TcpListen, Detail::Text(TextCopy::new(None)));
         assert!(message(call, libc::EINVAL, Context::None).starts_with("ss_tcp_listen(NULL)"));
+    }
+
+    #[test]
+    fn long_arguments_never_push_out_the_errno_name() {
+        let text = [0x18u8; 96];
+        let call = Call::no_fd(CallName::TcpConnect, Detail::Text(TextCopy::new(Some(&text))));
+        let m = message(call, libc::EINVAL, Context::None);
+        assert!(m.contains("(EINVAL)"), "{m}");
+        assert!(m.len() < 512, "{m}");
     }
 
     #[test]

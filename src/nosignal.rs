@@ -104,7 +104,10 @@ fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
     // back) would raise, and a non-socket takes write itself.
     if buf.len == 0 {
         return match send_nosignal(fd, buf) {
-            Err(Errno(libc::ENOTSOCK)) => write_plain(fd, buf),
+            // Not a socket, or send checked the pointer before the
+            // descriptor: write gives libc's answer (it fails on a bad
+            // pointer before sending anything, so raises no signal).
+            Err(Errno(libc::ENOTSOCK | libc::EFAULT)) => write_plain(fd, buf),
             result => result,
         };
     }

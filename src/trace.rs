@@ -97,7 +97,7 @@ pub fn line(call: &Call, outcome: Result<i64, Errno>) {
 
 fn write_line(out: &mut FixedBuf<640>, call: &Call, outcome: Result<i64, Errno>) -> core::fmt::Result {
     out.write_str("safesock: ")?;
-    message::write_call(out, call)?;
+    message::write_call_bounded(out, call)?;
     match outcome {
         Ok(value) => write!(out, " = {value}")?,
         Err(e) => {

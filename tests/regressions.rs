@@ -77,7 +77,8 @@ fn finding_long_message_is_cut_not_lost() {
     let m = last_error();
     ffi::ss_close(fd);
     assert!(m.starts_with("ss_bind(fd "), "{m:?}");
-    assert!(m.len() <= 511 && m.ends_with("..."), "{m:?}");
+    // The decoded arguments are cut; the system's text and errno name stay.
+    assert!(m.len() <= 511 && m.contains("...") && m.contains("(EAFNOSUPPORT)"), "{m:?}");
 }
 
 /// Found by `fuzz/` (calls): `ss_write(fd, buf, 0)` on a number safesock

@@ -11,6 +11,5 @@ pub mod addr;
 pub mod arena;
 pub mod calls;
 pub mod input;
-pub mod known;
 pub mod messages;
 pub mod seeds;

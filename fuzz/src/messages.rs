@@ -156,11 +156,6 @@ fn address(s: &mut Source<'_>, buf: &mut [u8; 256], to_socket: bool, dead_port: 
     s.uint(&[0, 1, 2, 3, 15, 16, 17, 24, 28, 110, 111, 128, 129, 256, u32::MAX])
 }
 
-/// The message now, unless building it would only hit a skipped known bug.
-fn current_message() -> Option<Vec<u8>> {
-    (!crate::known::skip_last_error()).then(last_error)
-}
-
 fn last_error() -> Vec<u8> {
     let p = safesock::ffi::ss_last_error();
     // SAFETY: ss_last_error returns a NUL-terminated string valid until the
@@ -169,21 +164,14 @@ fn last_error() -> Vec<u8> {
 }
 
 /// Checks the outcome of one call named `name` that returned `ret`.
-fn check(name: &str, ret: i64, previous: &Option<Vec<u8>>) {
+fn check(name: &str, ret: i64, previous: &[u8]) {
     let e = errno();
     if ret != -1 {
         assert_eq!(e, SENTINEL, "{name} succeeded ({ret}) but changed errno to {e}");
-        if let Some(previous) = previous
-            && let Some(now) = current_message()
-        {
-            assert_eq!(&now, previous, "{name} succeeded but changed ss_last_error");
-        }
+        assert_eq!(last_error(), previous, "{name} succeeded but changed ss_last_error");
         return;
     }
     assert_ne!(e, SENTINEL, "{name} failed without setting errno");
-    if crate::known::skip_last_error() {
-        return;
-    }
     let bytes = last_error();
     let m = core::str::from_utf8(&bytes).unwrap_or_else(|_| panic!("{name}: message is not UTF-8: {bytes:?}"));
     assert!(m.len() <= 511, "{name}: message over 511 bytes ({}): {m}", m.len());
@@ -267,7 +255,7 @@ fn helpers(s: &mut Source<'_>) {
     c.push(0);
     let t: *const c_char = c.as_ptr().cast();
     let started = Instant::now();
-    let previous = current_message();
+    let previous = last_error();
     set_errno(SENTINEL);
     let (name, ret) = match which {
         // SAFETY: NUL-terminated text.
@@ -327,7 +315,7 @@ fn call(s: &mut Source<'_>) {
     let (fd, is_sock) = fd(s);
     let mut addr = [0u8; 256];
     let op = s.byte() % 21;
-    let previous = current_message();
+    let previous = last_error();
     let n = s
         .size(&[0, 1, 16, 4096, usize::MAX, 1 << 40])
         .min(if is_sock { 4096 } else { usize::MAX });

@@ -413,7 +413,7 @@ fn malformed_text_is_einval_with_the_expected_form() {
         "[fe80::1%no-such-if0]:80",
         "unix:/a\\q",
         "unix:/a\\x00b",
-        &format!("unix:/{}", "a".repeat(107)),
+        &format!("unix:/{}", "a".repeat(108)),
     ];
     for text in texts {
         let f = parse(text).expect_err(text);

@@ -888,8 +888,7 @@ impl<'a> Run<'a> {
         let mut line = format!("{name} ret={ret} errno={e}");
         if pipe {
             if on_socket {
-                let zero_write = matches!(op, Op::Write { buf, .. } | Op::SendAll { buf, .. } if self.buf(*buf).1 == 0);
-                if self.is_ss() && !(zero_write && crate::known::skipped("zero-write")) {
+                if self.is_ss() {
                     self.problems.push(format!(
                         "step {}: {name} on socket fd {} raised SIGPIPE (safety default 2)",
                         self.step,
@@ -927,9 +926,6 @@ impl<'a> Run<'a> {
     }
 
     fn check_message(&mut self, name: &str) {
-        if crate::known::skip_last_error() {
-            return;
-        }
         let ptr = safesock::ffi::ss_last_error();
         // SAFETY: ss_last_error returns a NUL-terminated string valid until
         // the next ss_ call on this thread; it is copied at once.
@@ -1150,10 +1146,7 @@ impl<'a> Run<'a> {
                 let lp = self.small_place(len.len_at, small::LEN, TailArea::Len);
                 self.put(lp, &len.len.to_ne_bytes());
                 // SAFETY: the kernel checks both pointers.
-                let mut r = self.call(|a| i(unsafe { (a.getsockopt)(fd, *level, *name, p, lp.cast()) }));
-                if r.0 > 0 && crate::known::skipped("getsockopt-positive") {
-                    r.0 = 0;
-                }
+                let r = self.call(|a| i(unsafe { (a.getsockopt)(fd, *level, *name, p, lp.cast()) }));
                 let lb = self.g.arena.observable(lp, 4).to_vec();
                 let _ = write!(o, " optlen={}", hex(&lb));
                 let n = if lb.len() == 4 {
@@ -1215,15 +1208,10 @@ impl<'a> Run<'a> {
                 // The emulation reads tcpi_state alone; safesock tells a
                 // socket whose connection went to TIME_WAIT (the socket
                 // itself reads CLOSE) through sock_diag.
-                let errno = if r.0 >= 0 && crate::known::skipped("tcp-state-errno") {
-                    ERRNO_SENTINEL
-                } else {
-                    r.1
-                };
                 if r.0 == 6 || r.0 == 7 {
-                    return (67, errno, r.2);
+                    return (67, r.1, r.2);
                 }
-                (r.0, errno, r.2)
+                r
             }
             Op::TcpListen { .. } | Op::TcpConnect { .. } | Op::UdpBind { .. } => {
                 let (sel, arg) = match op {
@@ -1319,11 +1307,7 @@ impl<'a> Run<'a> {
                     self.step
                 ));
             }
-            let m = if crate::known::skip_last_error() {
-                "already closed by ss_close (not built: known bug skipped)".to_owned()
-            } else {
-                last_error_text()
-            };
+            let m = last_error_text();
             if !m.contains("already closed by ss_close") {
                 self.problems.push(format!(
                     "step {}: the refused ss_close({fd}) does not say why: {m}",
