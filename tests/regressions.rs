@@ -78,7 +78,10 @@ fn finding_long_message_is_cut_not_lost() {
     ffi::ss_close(fd);
     assert!(m.starts_with("ss_bind(fd "), "{m:?}");
     // The decoded arguments are cut; the system's text and errno name stay.
-    assert!(m.len() <= 511 && m.contains("...") && m.contains("(EAFNOSUPPORT)"), "{m:?}");
+    assert!(
+        m.len() <= 511 && m.contains("...") && m.contains("(EAFNOSUPPORT)"),
+        "{m:?}"
+    );
 }
 
 /// Found by `fuzz/` (calls): `ss_write(fd, buf, 0)` on a number safesock
