@@ -22,6 +22,7 @@ Usage: driver.py --build-dir DIR [--quick] [--only W1,W2] [--pairs N] [--no-coun
 import argparse
 import concurrent.futures
 import itertools
+import math
 import os
 import platform
 import re
@@ -56,8 +57,8 @@ NOISE_LIMIT = 0.02  # the noise band should stay inside 1 +- 2%
 
 # How much to run. scale multiplies each workload's operations per window.
 MODES = {
-    "full": {"pairs": 10, "windows": 7, "scale": 1.0, "count_n": (2000, 12000), "fd_runs": 3},
-    "quick": {"pairs": 4, "windows": 5, "scale": 0.3, "count_n": (200, 1200), "fd_runs": 1},
+    "full": {"pairs": 10, "windows": 7, "scale": 1.0, "count_n": (2000, 12000), "fd_runs": 3, "extra_share": 0.5},
+    "quick": {"pairs": 4, "windows": 5, "scale": 0.3, "count_n": (200, 1200), "fd_runs": 1, "extra_share": 0.2},
 }
 # Count cases whose loop makes TCP/UDP or AF_UNIX connections: shorter loops.
 SLOW_COUNT_CASES = {"accept", "accept4", "bind", "listen", "connect", "socketpair", "shutdown"}
@@ -66,10 +67,9 @@ SLOW_COUNT_CASES = {"accept", "accept4", "bind", "listen", "connect", "socketpai
 # A round of libc/ss/noise during which they used more than this share of
 # one CPU counts as disturbed: the driver runs more rounds until it has
 # `pairs` quiet ones, waiting (up to QUIET_WAIT_S) for a quiet moment first.
-# Extra rounds come from one budget for the whole run, EXTRA_ROUNDS_SHARE
-# of all planned rounds, so a machine that stays busy costs at most that.
+# Each workload may run extra_share (MODES) times `pairs` extra rounds, so
+# a machine that stays busy costs at most that much more time.
 FOREIGN_CPU_LIMIT = 0.10
-EXTRA_ROUNDS_SHARE = 0.5
 QUIET_WAIT_S = 2
 QUIET_SAMPLE_S = 0.5
 
@@ -207,19 +207,16 @@ def bench_round(opts, workload, order):
 
 
 def quiet_rounds(opts, workload):
-    """Runs rounds until `pairs` of them were quiet (or the run's budget of
-    extra rounds is spent). Returns (rounds to use, rounds run, how many used are disturbed);
+    """Runs rounds until `pairs` of them were quiet (or the workload's
+    extra rounds are spent). Returns (rounds to use, rounds run, how many used are disturbed);
     rounds are ({build: outcome}, foreign share). Disturbed rounds fill in,
     least disturbed first, only when too few were quiet."""
     quiet, disturbed = [], []
     attempts = 0
     share = 0.0
-    while len(quiet) < opts.pairs:
-        if attempts >= opts.pairs:
-            if opts.extra_rounds_left <= 0:
-                break
-            opts.extra_rounds_left -= 1
-        if share > FOREIGN_CPU_LIMIT and opts.extra_rounds_left > 0:
+    most = opts.pairs + math.ceil(opts.extra_share * opts.pairs)
+    while len(quiet) < opts.pairs and attempts < most:
+        if share > FOREIGN_CPU_LIMIT:
             wait_for_quiet()  # the last round was disturbed: give the others a moment
         outcomes, share = bench_round(opts, workload, ORDERS[attempts % len(ORDERS)])
         attempts += 1
@@ -530,7 +527,6 @@ def main():
                 raise BenchError(f"unknown workloads: {', '.join(sorted(unknown))}")
             workloads = [w for w in workloads if w in wanted]
         describe_machine(opts)
-        opts.extra_rounds_left = int(EXTRA_ROUNDS_SHARE * opts.pairs * len(workloads))
         started = time.monotonic()
         rows = [bench_workload(opts, w) for w in workloads]
         print_table(rows)
