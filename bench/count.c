@@ -171,7 +171,8 @@ LOOP(getsockname, struct sockaddr_in a; socklen_t len = sizeof a;
      CHECK(API(getsockname)(x->udp_b, SA(&a), &len) == 0))
 LOOP(getpeername, struct sockaddr_un a; socklen_t len = sizeof a;
      CHECK(API(getpeername)(x->stream[0], SA(&a), &len) == 0))
-LOOP(getsockopt, int v; socklen_t len = sizeof v; CHECK(API(getsockopt)(x->stream[0], SOL_SOCKET, SO_RCVBUF, &v, &len) == 0))
+LOOP(getsockopt, int v; socklen_t len = sizeof v;
+     CHECK(API(getsockopt)(x->stream[0], SOL_SOCKET, SO_RCVBUF, &v, &len) == 0))
 LOOP(setsockopt, int one = 1; CHECK(API(setsockopt)(x->stream[0], SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) == 0))
 LOOP(write_pipe, CHECK(API(write)(x->pipe[1], x->buf, 1) == 1); CHECK(read(x->pipe[0], x->buf, 1) == 1))
 LOOP(recv_eagain, CHECK(API(recv)(x->nonblock[0], x->buf, 1, 0) == -1 && errno == EAGAIN))

@@ -16,7 +16,8 @@ call of each mirror function with callgrind (two loop lengths, difference
 divided by the difference, libc loop subtracted), and the memory the
 descriptor table costs for 10,000 sockets.
 
-Usage: driver.py --build-dir DIR [--quick] [--only W1,W2] [--pairs N] [--no-count]
+Usage: driver.py --build-dir DIR [--quick] [--only W1,W2] [--pairs N]
+                 [--procs P] [--windows K] [--scale S] [--no-count] [--show-pairs]
 """
 
 import argparse
@@ -35,7 +36,7 @@ import time
 
 BUILDS = ("libc", "ss", "noise")
 # Every order of the three builds; round r uses ORDERS[r % 6], so each build
-# runs first, second and third equally often.
+# runs first, second and third about equally often.
 ORDERS = list(itertools.permutations(BUILDS))
 
 # The issue's targets: the largest acceptable median ratio per workload.
@@ -55,10 +56,14 @@ TARGETS = {
 EXTRA_INSTRUCTIONS_TARGET = 40
 NOISE_LIMIT = 0.02  # the noise band should stay inside 1 +- 2%
 
-# How much to run. scale multiplies each workload's operations per window.
+# How much to run. scale multiplies each workload's operations per window;
+# procs: fresh processes per run (each sets the workload up and times
+# `windows` windows); the run's value is the mean of their median windows.
 MODES = {
-    "full": {"pairs": 10, "windows": 7, "scale": 1.0, "count_n": (2000, 12000), "fd_runs": 3, "extra_share": 0.5},
-    "quick": {"pairs": 4, "windows": 5, "scale": 0.3, "count_n": (200, 1200), "fd_runs": 1, "extra_share": 0.2},
+    "full": {"pairs": 10, "procs": 4, "windows": 3, "scale": 0.6, "count_n": (2000, 12000), "fd_runs": 3,
+             "extra_share": 0.5},
+    "quick": {"pairs": 4, "procs": 2, "windows": 3, "scale": 0.3, "count_n": (200, 1200), "fd_runs": 1,
+              "extra_share": 0.2},
 }
 # Count cases whose loop makes TCP/UDP or AF_UNIX connections: shorter loops.
 SLOW_COUNT_CASES = {"accept", "accept4", "bind", "listen", "connect", "socketpair", "shutdown"}
@@ -120,7 +125,7 @@ def quartiles(values):
 def summarize(ratios):
     """Median ratio and half the interquartile range, as numbers."""
     q1, q2, q3 = quartiles(ratios)
-    return {"median": q2, "spread": (q3 - q1) / 2, "low": q1, "high": q3}
+    return {"median": q2, "spread": (q3 - q1) / 2}
 
 
 # ---- Timed workloads ------------------------------------------------------------
@@ -138,8 +143,8 @@ def parse_run(stdout):
 
 
 def measure(opts, build, workload):
-    args = [program(opts.build_dir, build), "--run", workload, "--windows", str(opts.windows),
-            "--scale", str(opts.scale), "--placement", opts.placement]
+    args = [program(opts.build_dir, build), "--run", workload, "--procs", str(opts.procs),
+            "--windows", str(opts.windows), "--scale", str(opts.scale), "--placement", opts.placement]
     return parse_run(run_program(args))
 
 
@@ -147,8 +152,8 @@ class CpuWatch:
     """CPU time used by processes other than this driver and its children.
 
     /proc/stat counts the whole machine (the busy time of every process and
-    of interrupt handling); getrusage counts this driver and the benchmark programs it
-    waited for. The difference is everybody else.
+    of interrupt handling); getrusage counts this driver and the benchmark
+    programs it waited for. The difference is everybody else.
     """
 
     HZ = os.sysconf("SC_CLK_TCK")
@@ -183,15 +188,13 @@ def slowdown(libc, other, better):
 
 def wait_for_quiet():
     """Waits until other processes leave the CPUs alone for a moment, or
-    QUIET_WAIT_S passed. Returns whether it found the quiet moment."""
+    QUIET_WAIT_S passed."""
     deadline = time.monotonic() + QUIET_WAIT_S
-    while True:
+    while time.monotonic() < deadline:
         watch = CpuWatch()
         time.sleep(QUIET_SAMPLE_S)
         if watch.foreign_share() <= FOREIGN_CPU_LIMIT:
-            return True
-        if time.monotonic() >= deadline:
-            return False
+            return
 
 
 def bench_round(opts, workload, order):
@@ -208,9 +211,10 @@ def bench_round(opts, workload, order):
 
 def quiet_rounds(opts, workload):
     """Runs rounds until `pairs` of them were quiet (or the workload's
-    extra rounds are spent). Returns (rounds to use, rounds run, how many used are disturbed);
-    rounds are ({build: outcome}, foreign share). Disturbed rounds fill in,
-    least disturbed first, only when too few were quiet."""
+    extra rounds are spent). Returns (rounds to use, rounds run, how many of
+    those used are disturbed); a round is ({build: outcome}, foreign share).
+    Disturbed rounds fill in, least disturbed first, only when too few were
+    quiet."""
     quiet, disturbed = [], []
     attempts = 0
     share = 0.0
@@ -272,8 +276,9 @@ def format_value(value, unit):
 
 
 def noise_ok(row):
+    """Whether the noise band, median ± spread, stays inside 1 ± NOISE_LIMIT."""
     n = row["noise"]
-    return 1 - NOISE_LIMIT <= n["low"] and n["high"] <= 1 + NOISE_LIMIT
+    return abs(n["median"] - 1) + n["spread"] <= NOISE_LIMIT
 
 
 def print_table(rows):
@@ -290,8 +295,9 @@ def print_table(rows):
         target = TARGETS.get(name)
         met = ("yes" if r["median"] <= target else "NO") + ("*" if row["disturbed"] else "")
         noise = f"{n['median']:.3f} ±{n['spread'] * 100:.1f}%"
-        print(f"{name:<22} {format_value(row['libc'], row['unit']):>12} {format_value(row['ss'], row['unit']):>12} "
-              f"{r['median']:>7.3f} {'±%.1f%%' % (r['spread'] * 100):>7}  {noise:<15} "
+        libc, ss = format_value(row["libc"], row["unit"]), format_value(row["ss"], row["unit"])
+        spread = f"±{r['spread'] * 100:.1f}%"
+        print(f"{name:<22} {libc:>12} {ss:>12} {r['median']:>7.3f} {spread:>7}  {noise:<15} "
               f"{'≤%.2f' % target:>6}  {met}")
     print()
     print("ratio: median over pairs of safesock/libc per pair (libc/safesock for MB/s): > 1 = safesock slower.")
@@ -304,7 +310,7 @@ def print_table(rows):
           f"disturbed rounds used for lack of quiet ones: {disturbed}"
           + (" (marked *: the machine was busy, those ratios are suspect)" if disturbed else ""))
     wide = [row["workload"] for row in measured if not noise_ok(row)]
-    print("noise band inside ±2% (quartiles of the noise ratios within 0.98..1.02): "
+    print("noise band (median ± spread) inside 1 ± 2%: "
           + ("yes, every workload" if not wide else "NO for " + ", ".join(wide)))
 
 
@@ -385,7 +391,7 @@ def per_iteration(results, build, case, lengths):
 
 
 def count_calls(opts):
-    """Runs every count case under callgrind (two at a time); returns rows."""
+    """Runs every count case under callgrind (one run per CPU at a time); returns rows."""
     cases = [line.split() for line in run_program([program(opts.build_dir, "libc"), "--count-list"]).splitlines()]
     os.makedirs(os.path.join(opts.build_dir, "callgrind"), exist_ok=True)
     jobs = [(b, c, n) for c, _ in cases for b in ("libc", "ss") for n in count_lengths(opts, c)]
@@ -394,7 +400,8 @@ def count_calls(opts):
         futures = {job: pool.submit(callgrind_run, opts, *job) for job in jobs}
         results = {job: f.result() for job, f in futures.items()}
     log(f"callgrind: {len(jobs)} runs in {time.monotonic() - started:.0f} s")
-    per_iter = {(b, c): per_iteration(results, b, c, count_lengths(opts, c)) for c, _ in cases for b in ("libc", "ss")}
+    per_iter = {(b, c): per_iteration(results, b, c, count_lengths(opts, c))
+                for c, _ in cases for b in ("libc", "ss")}
     rows = []
     for case, minus in cases:
         libc_ir, libc_alloc = per_iter[("libc", case)]
@@ -403,8 +410,7 @@ def count_calls(opts):
         if minus != "-":
             extra -= per_iter[("ss", minus)][0] - per_iter[("libc", minus)][0]
             allocs -= per_iter[("ss", minus)][1] - per_iter[("libc", minus)][1]
-        rows.append({"case": case, "minus": minus, "libc": libc_ir, "ss": ss_ir, "extra": extra, "allocs": allocs,
-                     "raw_ss_allocs": results[("ss", case, count_lengths(opts, case)[1])][1]})
+        rows.append({"case": case, "minus": minus, "libc": libc_ir, "ss": ss_ir, "extra": extra, "allocs": allocs})
     return rows
 
 
@@ -412,7 +418,8 @@ def print_counts(rows, opts):
     n1, n2 = opts.count_n
     print(f"Instructions per successful call (callgrind, user space; loops of {n1} and {n2} iterations, "
           f"{n1 // 4} and {n2 // 4} for connection set-up)")
-    header = f"{'function':<14} {'loop Ir/iter libc':>17} {'loop Ir/iter ss':>15} {'extra Ir/call':>13} {'allocs/call':>11}  met"
+    header = (f"{'function':<14} {'loop Ir/iter libc':>17} {'loop Ir/iter ss':>15} {'extra Ir/call':>13} "
+              f"{'allocs/call':>11}  met")
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -421,8 +428,8 @@ def print_counts(rows, opts):
         note = " (failing call; no target)" if failing else ""
         if row["minus"] != "-":
             note = f" (loop is {row['minus']}+{row['case']}; {row['minus']} subtracted)"
-        print(f"{row['case']:<14} {row['libc']:>17.1f} {row['ss']:>15.1f} {row['extra']:>13.1f} {row['allocs']:>11.3f}  "
-              f"{'yes' if ok else 'NO'}{note}")
+        print(f"{row['case']:<14} {row['libc']:>17.1f} {row['ss']:>15.1f} {row['extra']:>13.1f} "
+              f"{row['allocs']:>11.3f}  {'yes' if ok else 'NO'}{note}")
     mirrors = [r for r in rows if not r["case"].endswith("_eagain")]
     worst = max(mirrors, key=lambda r: r["extra"])
     print(f"targets: <= {EXTRA_INSTRUCTIONS_TARGET} extra instructions per call: "
@@ -463,7 +470,8 @@ def fd_memory(opts):
     for when in ("open", "closed"):
         rss = med("ss", when, 0) - med("libc", when, 0)
         heap = med("ss", when, 1) - med("libc", when, 1)
-        print(f"  after {'opening' if when == 'open' else 'closing all':<12} RSS {rss:+.0f} KiB, heap {heap:+.0f} bytes")
+        when_text = "opening" if when == "open" else "closing all"
+        print(f"  after {when_text:<12} RSS {rss:+.0f} KiB, heap {heap:+.0f} bytes")
     print("  theory: one byte per descriptor number, in chunks that double (1 KiB for 0..1023, then 1, 2, 4, 8 KiB);"
           " numbers up to 16383 cost 16 KiB, allocated once and kept.")
 
@@ -482,8 +490,9 @@ def describe_machine(opts):
                             capture_output=True, text=True, check=False).stdout.strip() or "?"
     print(f"safesock benchmark ({opts.mode}): {len(os.sched_getaffinity(0))} CPUs ({model}), "
           f"Linux {platform.release()}, commit {commit}")
-    print(f"{opts.pairs} pairs per workload, {opts.windows} windows per run (median window), scale {opts.scale}, "
-          f"placement {opts.placement}; order of libc/ss/noise rotates every pair")
+    print(f"{opts.pairs} pairs per workload; a run is {opts.procs} fresh processes x {opts.windows} windows "
+          f"(mean of their median windows), scale {opts.scale}, placement {opts.placement}; "
+          "the order of libc/ss/noise rotates every pair")
     print()
 
 
@@ -500,7 +509,8 @@ def parse_args():
     p.add_argument("--quick", action="store_true", help="fewer pairs, shorter windows, small callgrind loops")
     p.add_argument("--only", help="comma-separated workloads to run")
     p.add_argument("--pairs", type=int, help="rounds of libc/ss/noise per workload")
-    p.add_argument("--windows", type=int, help="timed windows per run")
+    p.add_argument("--procs", type=int, help="fresh processes per run")
+    p.add_argument("--windows", type=int, help="timed windows per process")
     p.add_argument("--scale", type=float, help="multiplies the operations per window")
     p.add_argument("--placement", default="same", choices=("same", "split", "none"),
                    help="both ends of a conversation on one CPU (same), on two (split), or unpinned")

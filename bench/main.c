@@ -3,7 +3,8 @@
  *
  *   bench_BUILD --build                      print the build's name (libc, ss, noise)
  *   bench_BUILD --list                       the workloads: name, unit, better, description
- *   bench_BUILD --run NAME [--windows K] [--scale S] [--placement same|split|none]
+ *   bench_BUILD --run NAME [--windows K] [--scale S] [--procs P]
+ *                          [--placement same|split|none]
  *                                            time one workload; prints
  *                                            "result NAME VALUE UNIT lower|higher"
  *   bench_BUILD --count CASE N               N successful calls of one mirror
@@ -11,10 +12,12 @@
  *   bench_BUILD --count-list                 the count cases: name and what to subtract
  *   bench_BUILD --fdmem N                    memory after opening N sockets
  *
- * --run sets the workload up once, warms it up with a quarter window, then
- * times K windows (default 7) of ops_per_window * S operations each and
- * prints the median window; the windows themselves follow on a "windows"
- * line. A workload that cannot run prints "skipped: <why>" instead.
+ * --run measures in P fresh child processes one after the other (default
+ * 1): each sets the workload up, warms it up with a quarter window, times
+ * K windows (default 7) of ops_per_window * S operations and tears it
+ * down. It prints all the windows on a "windows" line ("|" between
+ * processes) and on the "result" line the mean over the processes of each
+ * one's median window. A workload that cannot run prints "skipped: <why>".
  * The driver (driver.py) runs the three builds in turn and pairs results.
  */
 
@@ -25,16 +28,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Any single run that takes longer than this is stuck: the alarm kills it. */
 #define WATCHDOG_S 900
 #define MAX_WINDOWS 99
+#define MAX_PROCS 16
 
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_%s --build | --list | --count-list\n"
-                    "       bench_%s --run NAME [--windows K] [--scale S] [--placement same|split|none]\n"
+                    "       bench_%s --run NAME [--windows K] [--scale S] [--procs P] [--placement same|split|none]\n"
                     "       bench_%s --count CASE N | --fdmem N\n",
             BENCH_BUILD, BENCH_BUILD, BENCH_BUILD);
     exit(2);
@@ -92,17 +97,15 @@ static double median(double *values, int n)
     return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-static int run_workload(const struct workload *w, int windows, double scale)
+/* Sets the workload up, warms it up, times `windows` windows of `ops`
+ * operations into `values` and tears it down. Returns how many values it
+ * stored: 0 when the workload was skipped (setup printed why). */
+static int measure_windows(const struct workload *w, int windows, long ops, double *values)
 {
-    long ops = (long)((double)w->ops_per_window * scale);
-    double values[MAX_WINDOWS];
-    void *ctx;
+    void *ctx = w->setup();
 
-    if (ops < 1)
-        ops = 1;
-    ctx = w->setup();
     if (ctx == NULL)
-        return 0; /* setup printed "skipped: ..." */
+        return 0;
     w->run(ctx, ops / 4 > 0 ? ops / 4 : 1); /* warm-up */
     for (int i = 0; i < windows; i++) {
         double start = now();
@@ -111,11 +114,67 @@ static int run_workload(const struct workload *w, int windows, double scale)
         values[i] = value_of(w, ops, now() - start);
     }
     w->teardown(ctx);
+    return windows;
+}
+
+/* Measures in a fresh child process and appends its values to `values`
+ * (through a pipe). Returns how many it added. Each process gets its own
+ * kernel objects and memory placement, which shift a run by a few percent;
+ * several processes per run average that out. */
+static int measure_in_child(const struct workload *w, int windows, long ops, double *values)
+{
+    int fds[2], status;
+    ssize_t got = 0, n;
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        die("pipe");
+    fflush(stdout);
+    if ((pid = fork()) < 0)
+        die("fork");
+    if (pid == 0) {
+        double mine[MAX_WINDOWS];
+        int count;
+
+        alarm(WATCHDOG_S);
+        close(fds[0]);
+        count = measure_windows(w, windows, ops, mine);
+        if (write(fds[1], mine, (size_t)count * sizeof mine[0]) != (ssize_t)((size_t)count * sizeof mine[0]))
+            die("write (results)");
+        fflush(stdout);
+        _exit(EXIT_SUCCESS);
+    }
+    close(fds[1]);
+    while ((n = read(fds[0], (char *)values + got, (size_t)windows * sizeof values[0] - (size_t)got)) > 0)
+        got += n;
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail("measuring process failed");
+    return (int)(got / (ssize_t)sizeof values[0]);
+}
+
+/* The value of a run: each process's median window, averaged over the
+ * processes (the median keeps a disturbed window out; the mean smooths
+ * the process-to-process shifts). */
+static int run_workload(const struct workload *w, int windows, double scale, int procs)
+{
+    long ops = (long)((double)w->ops_per_window * scale);
+    double values[MAX_WINDOWS], sum = 0;
+
+    if (ops < 1)
+        ops = 1;
     printf("windows %s", w->name);
-    for (int i = 0; i < windows; i++)
-        printf(" %.4g", values[i]);
-    printf("\nresult %s %.6g %s %s\n", w->name, median(values, windows), unit_of(w),
-           w->measure == MB_PER_S ? "higher" : "lower");
+    for (int p = 0; p < procs; p++) {
+        if (measure_in_child(w, windows, ops, values) != windows) {
+            printf("\n");
+            return 0; /* skipped: the child printed why */
+        }
+        for (int i = 0; i < windows; i++)
+            printf(" %.4g", values[i]);
+        printf(p + 1 < procs ? " |" : "\n");
+        sum += median(values, windows);
+    }
+    printf("result %s %.6g %s %s\n", w->name, sum / procs, unit_of(w), w->measure == MB_PER_S ? "higher" : "lower");
     return 0;
 }
 
@@ -220,7 +279,7 @@ static void parse_placement(const char *text)
 static int run_command(int argc, char **argv)
 {
     const struct workload *w = find_workload(argv[2]);
-    int windows = 7;
+    int windows = 7, procs = 1;
     double scale = 1.0;
 
     if (w == NULL) {
@@ -234,12 +293,15 @@ static int run_command(int argc, char **argv)
             scale = atof(argv[i + 1]);
         else if (strcmp(argv[i], "--placement") == 0)
             parse_placement(argv[i + 1]);
+        else if (strcmp(argv[i], "--procs") == 0)
+            procs = (int)parse_long(argv[i + 1]);
         else
             usage();
     }
-    if ((argc - 3) % 2 != 0 || windows < 1 || windows > MAX_WINDOWS || !(scale > 0))
+    if ((argc - 3) % 2 != 0 || windows < 1 || windows > MAX_WINDOWS || procs < 1 || procs > MAX_PROCS ||
+        !(scale > 0))
         usage();
-    return run_workload(w, windows, scale);
+    return run_workload(w, windows, scale, procs);
 }
 
 int main(int argc, char **argv)

@@ -60,7 +60,7 @@ static void close_fd(int fd)
 
 /* ---- Ping-pong: TCP (send/recv) or UDP (sendto/recvfrom) ---------------- */
 
-/* The client end belongs to the thread that calls pingpong_round (the main
+/* The client end belongs to the thread that calls pingpong_rounds (the main
  * thread, or a worker in two_threads); a peer thread echoes every message
  * back on the server end. */
 struct pingpong {
@@ -339,8 +339,10 @@ static void bulk_teardown(void *ctx)
 
 /* A loopback connect completes the handshake without waiting for accept,
  * so one thread plays both sides: socket, connect, accept, close both.
- * The client closes first (its port goes to TIME_WAIT, which Linux reuses
- * for loopback connections). */
+ * The server side closes first, as many servers do, so TIME_WAIT stays
+ * with the listener's port: when the client closed first, its ephemeral
+ * ports piled up in TIME_WAIT and after some 10,000 connections each
+ * connect spent hundreds of microseconds searching for a free port. */
 struct conn_rate {
     int listener;
     struct sockaddr_in addr;
@@ -370,8 +372,8 @@ static void conn_run(void *ctx, long ops)
 
         if (server < 0)
             die("accept");
-        close_fd(client);
         close_fd(server);
+        close_fd(client);
     }
 }
 
@@ -383,11 +385,22 @@ static void conn_teardown(void *ctx)
     free(c);
 }
 
-/* ---- Two ends in one thread: vectored TCP, AF_UNIX messages ------------- */
+/* ---- Two ends in one thread: vectored, messages, the per-call floor ----- */
 
-/* Two connected descriptors used by one thread, plus its buffers. */
-struct local_pair {
-    int a, b;
+/* How many descriptor pairs a single-thread workload uses, round-robin.
+ * Where the kernel places one socket's structures changes its speed by a
+ * few percent from one process to the next (runs of one program came out
+ * bimodal); spreading the calls over several pairs averages that out
+ * inside each run. */
+#define SPREAD 4
+
+/* Opens one connected pair: `*a` is written, `*b` is read. */
+typedef void open_pair_fn(int *a, int *b);
+
+/* Descriptor pairs used by one thread, plus its buffers. */
+struct local_pairs {
+    int a[SPREAD], b[SPREAD];
+    int plain_close; /* not from an ss_ call: close them the plain way */
     char out[VEC_COUNT * VEC_SIZE];
     char in[VEC_COUNT * VEC_SIZE];
     struct iovec out_iov[VEC_COUNT], in_iov[VEC_COUNT];
@@ -400,37 +413,87 @@ static void split_iov(struct iovec *iov, char *buf)
         iov[i] = (struct iovec){.iov_base = buf + i * VEC_SIZE, .iov_len = VEC_SIZE};
 }
 
-static struct local_pair *local_pair_new(void)
+static struct local_pairs *local_pairs_open(open_pair_fn *open_pair)
 {
-    struct local_pair *lp = xcalloc(sizeof *lp);
+    struct local_pairs *lp = xcalloc(sizeof *lp);
 
     pin_to_slot(0);
     memset(lp->out, 'v', sizeof lp->out);
     split_iov(lp->out_iov, lp->out);
     split_iov(lp->in_iov, lp->in);
+    for (int i = 0; i < SPREAD; i++)
+        open_pair(&lp->a[i], &lp->b[i]);
     return lp;
+}
+
+static void local_pairs_teardown(void *ctx)
+{
+    struct local_pairs *lp = ctx;
+
+    for (int i = 0; i < SPREAD; i++) {
+        if (lp->plain_close) {
+            close(lp->a[i]);
+            close(lp->b[i]);
+        } else {
+            close_fd(lp->a[i]);
+            close_fd(lp->b[i]);
+        }
+    }
+    free(lp);
+}
+
+/* Opens an AF_UNIX socketpair of `type`; `what` names it in errors. */
+static void unix_pair(int type, int *a, int *b, const char *what)
+{
+    int sv[2];
+
+    if (API(socketpair)(AF_UNIX, type, 0, sv) != 0)
+        die(what);
+    *a = sv[0];
+    *b = sv[1];
+}
+
+static void open_unix_dgram(int *a, int *b)
+{
+    unix_pair(SOCK_DGRAM, a, b, "socketpair(AF_UNIX, SOCK_DGRAM)");
+}
+
+static void open_unix_nonblock(int *a, int *b)
+{
+    unix_pair(SOCK_STREAM | SOCK_NONBLOCK, a, b, "socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK)");
+}
+
+/* A pipe from pipe2 (safesock has no ss_pipe), as in a program that mixes
+ * its own descriptors with ss_ calls. */
+static void open_pipe(int *a, int *b)
+{
+    int p[2];
+
+    if (pipe2(p, O_CLOEXEC) != 0)
+        die("pipe2");
+    *a = p[1];
+    *b = p[0];
 }
 
 static void *vectored_setup(void)
 {
-    struct local_pair *lp = local_pair_new();
-
-    tcp_pair(&lp->a, &lp->b);
-    return lp;
+    return local_pairs_open(tcp_pair);
 }
 
 /* writev 8 x 512 B on one end of a TCP connection, readv them at the other. */
 static void vectored_run(void *ctx, long ops)
 {
-    struct local_pair *lp = ctx;
+    struct local_pairs *lp = ctx;
     const ssize_t total = VEC_COUNT * VEC_SIZE;
 
     for (long i = 0; i < ops; i++) {
-        if (API(writev)(lp->a, lp->out_iov, VEC_COUNT) != total)
+        int k = (int)(i % SPREAD);
+
+        if (API(writev)(lp->a[k], lp->out_iov, VEC_COUNT) != total)
             die("writev");
         /* Loopback delivers the 4 KiB at once; loop anyway in case it does not. */
         for (ssize_t got = 0; got < total;) {
-            ssize_t n = API(readv)(lp->b, lp->in_iov, VEC_COUNT);
+            ssize_t n = API(readv)(lp->b[k], lp->in_iov, VEC_COUNT);
 
             if (n <= 0)
                 die("readv");
@@ -441,14 +504,7 @@ static void vectored_run(void *ctx, long ops)
 
 static void *unix_msg_setup(void)
 {
-    struct local_pair *lp = local_pair_new();
-    int sv[2];
-
-    if (API(socketpair)(AF_UNIX, SOCK_DGRAM, 0, sv) != 0)
-        die("socketpair(AF_UNIX, SOCK_DGRAM)");
-    lp->a = sv[0];
-    lp->b = sv[1];
-    return lp;
+    return local_pairs_open(open_unix_dgram);
 }
 
 /* sendmsg a 256-byte datagram on one end of an AF_UNIX pair, recvmsg it at
@@ -456,93 +512,63 @@ static void *unix_msg_setup(void)
  * descriptors would). */
 static void unix_msg_run(void *ctx, long ops)
 {
-    struct local_pair *lp = ctx;
+    struct local_pairs *lp = ctx;
     struct iovec out = {.iov_base = lp->out, .iov_len = UNIX_MESSAGE};
     struct iovec in = {.iov_base = lp->in, .iov_len = UNIX_MESSAGE};
     _Alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
 
     for (long i = 0; i < ops; i++) {
+        int k = (int)(i % SPREAD);
         struct msghdr send_hdr = {.msg_iov = &out, .msg_iovlen = 1};
         struct msghdr recv_hdr = {
             .msg_iov = &in, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
 
-        if (API(sendmsg)(lp->a, &send_hdr, 0) != UNIX_MESSAGE)
+        if (API(sendmsg)(lp->a[k], &send_hdr, 0) != UNIX_MESSAGE)
             die("sendmsg");
-        if (API(recvmsg)(lp->b, &recv_hdr, 0) != UNIX_MESSAGE)
+        if (API(recvmsg)(lp->b[k], &recv_hdr, 0) != UNIX_MESSAGE)
             die("recvmsg");
     }
 }
-
-static void local_pair_teardown(void *ctx)
-{
-    struct local_pair *lp = ctx;
-
-    close_fd(lp->a);
-    close_fd(lp->b);
-    free(lp);
-}
-
-/* ---- The per-call floor ------------------------------------------------- */
 
 /* recv on an empty non-blocking socket: the kernel answers EAGAIN at once,
  * so the time is the system call's floor plus what the library adds on a
  * failing call (it records the failure for ss_last_error). */
 static void *eagain_setup(void)
 {
-    struct local_pair *lp = local_pair_new();
-    int sv[2];
-
-    if (API(socketpair)(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
-        die("socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK)");
-    lp->a = sv[0];
-    lp->b = sv[1];
-    return lp;
+    return local_pairs_open(open_unix_nonblock);
 }
 
 static void eagain_run(void *ctx, long ops)
 {
-    struct local_pair *lp = ctx;
+    struct local_pairs *lp = ctx;
 
     for (long i = 0; i < ops; i++)
-        if (API(recv)(lp->a, lp->in, sizeof lp->in, 0) != -1 || errno != EAGAIN)
+        if (API(recv)(lp->a[i % SPREAD], lp->in, sizeof lp->in, 0) != -1 || errno != EAGAIN)
             fail("recv on an empty non-blocking socket did not fail with EAGAIN");
 }
 
 /* One byte written to a pipe and read back: the cheapest successful
- * write and read. The pipe comes from pipe2 (safesock has no ss_pipe), as
- * in a program that mixes its own descriptors with ss_ calls. */
+ * write and read. */
 static void *pipe_setup(void)
 {
-    struct local_pair *lp = local_pair_new();
-    int p[2];
+    struct local_pairs *lp = local_pairs_open(open_pipe);
 
-    if (pipe2(p, O_CLOEXEC) != 0)
-        die("pipe2");
-    lp->a = p[1];
-    lp->b = p[0];
+    lp->plain_close = 1;
     return lp;
 }
 
 static void pipe_run(void *ctx, long ops)
 {
-    struct local_pair *lp = ctx;
+    struct local_pairs *lp = ctx;
 
     for (long i = 0; i < ops; i++) {
-        if (API(write)(lp->a, lp->out, 1) != 1)
+        int k = (int)(i % SPREAD);
+
+        if (API(write)(lp->a[k], lp->out, 1) != 1)
             die("write (pipe)");
-        if (API(read)(lp->b, lp->in, 1) != 1)
+        if (API(read)(lp->b[k], lp->in, 1) != 1)
             die("read (pipe)");
     }
-}
-
-static void pipe_teardown(void *ctx)
-{
-    struct local_pair *lp = ctx;
-
-    /* Not handed out by an ss_ call, so closed the plain way in every build. */
-    close(lp->a);
-    close(lp->b);
-    free(lp);
 }
 
 /* ---- The table ---------------------------------------------------------- */
@@ -554,18 +580,18 @@ const struct workload WORKLOADS[] = {
      tcp_1k_setup, pingpong_run, pingpong_teardown},
     {"tcp_bulk_64k", "TCP bulk transfer, 64 KiB writes (MB/s)", MB_PER_S, BULK_CHUNK, 4000,
      bulk_setup, bulk_run, bulk_teardown},
-    {"connect_accept_close", "TCP connect + accept + close both, one thread (us per connection)", PER_OP_US, 1, 2000,
+    {"connect_accept_close", "TCP connect + accept + close both, one thread (us per connection)", PER_OP_US, 1, 3000,
      conn_setup, conn_run, conn_teardown},
     {"udp_pingpong", "UDP ping-pong with sendto/recvfrom, 32 B (us per round trip)", PER_OP_US, 1, 20000,
      udp_setup, pingpong_run, pingpong_teardown},
     {"writev_readv_8x512", "writev + readv of 8 x 512 B over TCP, one thread (ns per pair)", PER_OP_NS, 1, 20000,
-     vectored_setup, vectored_run, local_pair_teardown},
+     vectored_setup, vectored_run, local_pairs_teardown},
     {"unix_sendmsg_recvmsg", "AF_UNIX datagram sendmsg + recvmsg, 256 B, one thread (ns per pair)", PER_OP_NS, 1,
-     50000, unix_msg_setup, unix_msg_run, local_pair_teardown},
+     50000, unix_msg_setup, unix_msg_run, local_pairs_teardown},
     {"floor_recv_eagain", "recv on an empty non-blocking socket, EAGAIN (ns per call)", PER_OP_NS, 1, 200000,
-     eagain_setup, eagain_run, local_pair_teardown},
+     eagain_setup, eagain_run, local_pairs_teardown},
     {"floor_pipe_write_read", "write 1 byte to a pipe + read it back (ns per pair)", PER_OP_NS, 1, 100000,
-     pipe_setup, pipe_run, pipe_teardown},
+     pipe_setup, pipe_run, local_pairs_teardown},
     {"two_threads", "two TCP 1-byte ping-pongs at once, own connections (us per round trip)", PER_OP_US, 1, 20000,
      two_threads_setup, two_threads_run, two_threads_teardown},
     {"c10k", "10,000 connections, one epoll echo loop (ns per echoed message)", PER_OP_NS, C10K_CONNECTIONS, 2,
