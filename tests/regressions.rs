@@ -14,13 +14,17 @@
 
 mod common;
 
-use common::{errno, last_error};
+use common::{Ended, errno, last_error, no_forks, run_forked};
 use safesock::ffi;
 
 #[test]
 fn descriptor_numbers_recycled_across_threads() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 300;
+    // A process started meanwhile by another test holds a copy of every
+    // descriptor until it execs, which keeps a closed peer alive and lets
+    // the write after the close succeed: no child may start during the run.
+    let _quiet = no_forks();
     std::thread::scope(|s| {
         for t in 0..THREADS {
             s.spawn(move || {
@@ -40,8 +44,8 @@ fn descriptor_numbers_recycled_across_threads() {
                     assert_eq!(ffi::ss_close(sv[1]), 0);
                     // The peer is gone: EPIPE on a stream, never SIGPIPE (a
                     // raised one would end the test binary). A datagram
-                    // socket answers ECONNREFUSED, or, while the kernel is
-                    // still tearing the peer down, may take one more datagram.
+                    // socket answers ECONNREFUSED, or may take one more
+                    // datagram while the kernel is still tearing the peer down.
                     // SAFETY: as above.
                     let n = unsafe { ffi::ss_write(sv[0], b"x".as_ptr().cast(), 1) };
                     if ty == libc::SOCK_STREAM || n == -1 {
@@ -95,26 +99,31 @@ fn finding_long_message_is_cut_not_lost() {
 /// default 2, and the README on Linux 6.18): -1/EPIPE, no SIGPIPE.
 #[test]
 fn finding_zero_length_write_on_reused_number_raises_no_sigpipe() {
-    // SIGPIPE blocked on this thread: a raised one stays pending and is seen.
-    // SAFETY: sigset_t is plain data; the calls only change this thread's mask.
-    let raised = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let u = ffi::ss_socket(libc::AF_INET, libc::SOCK_DGRAM, 0); // learnt: not a stream
-        libc::close(u); // closed behind safesock's back
-        let t = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert_eq!(t, u, "the number was reused (no other thread took it)");
-        let r = ffi::ss_write(t, b"x".as_ptr().cast(), 0);
-        let e = errno();
-        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        let raised = libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == libc::SIGPIPE;
-        libc::close(t);
-        assert_eq!((r, e), (-1, libc::EPIPE));
-        raised
-    };
-    assert!(!raised, "ss_write(fd, buf, 0) on a socket raised SIGPIPE");
+    // In a single-threaded child, so that no other test takes the number
+    // between the close and the reuse.
+    let report = run_forked(|| {
+        // SIGPIPE blocked: a raised one stays pending and is seen.
+        // SAFETY: sigset_t is plain data; the calls only change this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGPIPE);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let u = ffi::ss_socket(libc::AF_INET, libc::SOCK_DGRAM, 0); // learnt: not a stream
+            libc::close(u); // closed behind safesock's back
+            let t = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert_eq!(t, u, "the number was reused");
+            let r = ffi::ss_write(t, b"x".as_ptr().cast(), 0);
+            let e = errno();
+            let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let raised = libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) == libc::SIGPIPE;
+            libc::close(t);
+            assert!(!raised, "ss_write(fd, buf, 0) on a socket raised SIGPIPE");
+            assert_eq!((r, e), (-1, libc::EPIPE));
+        }
+        String::new()
+    });
+    assert_eq!(report.ended, Ended::Exited(0), "{}", report.output);
 }
 
 /// Found by `fuzz/` (addr): `ss_addr_format` prints AF_UNIX addresses that
@@ -158,6 +167,8 @@ fn finding_formatted_unix_addresses_parse_back() {
 /// set), since tracing is decided once per process.
 #[test]
 fn finding_long_trace_line_does_not_abort() {
+    // The child holds copies of this process's descriptors until it execs.
+    let _quiet = no_forks();
     let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "--exact",
