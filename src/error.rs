@@ -17,6 +17,36 @@ pub struct Errno(pub c_int);
 /// The result of an inner-layer operation: a value, or the errno libc would set.
 pub type Result<T> = core::result::Result<T, Errno>;
 
+/// A `Result<usize>` in one register: the count, or the errno bit-inverted
+/// (always negative). For out-of-line slow paths of the hottest calls: the
+/// Rust ABI would return a `Result` through memory, costing the fast path
+/// a store and a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct PackedLen(isize);
+
+impl PackedLen {
+    /// Packs `result` (counts never exceed `isize::MAX`: the kernel moves at
+    /// most `MAX_RW_COUNT` bytes per call).
+    #[inline(always)]
+    pub fn pack(result: Result<usize>) -> Self {
+        match result {
+            Ok(n) => PackedLen(n as isize),
+            Err(Errno(e)) => PackedLen(!(e as u32 as isize)),
+        }
+    }
+
+    /// The result packed.
+    #[inline(always)]
+    pub fn unpack(self) -> Result<usize> {
+        if self.0 < 0 {
+            Err(Errno(!self.0 as u32 as c_int))
+        } else {
+            Ok(self.0 as usize)
+        }
+    }
+}
+
 impl Errno {
     /// The calling thread's current `errno`.
     #[inline]
@@ -276,6 +306,22 @@ pub fn message_ptr() -> *const core::ffi::c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_lengths_round_trip() {
+        for r in [
+            Ok(0),
+            Ok(1),
+            Ok(0x7fff_f000),
+            Ok(isize::MAX as usize),
+            Err(Errno(0)),
+            Err(Errno(libc::EPIPE)),
+            Err(Errno(c_int::MAX)),
+            Err(Errno(-1)),
+        ] {
+            assert_eq!(PackedLen::pack(r).unpack(), r);
+        }
+    }
 
     #[test]
     fn names_known_values() {

@@ -1,12 +1,15 @@
 //! The per-descriptor state behind the double-close rule and the SIGPIPE-free
 //! write path: one byte per descriptor number, lock-free.
 //!
-//! The table is a fixed array of lazily allocated chunks whose sizes double
-//! (chunk 0 covers numbers 0..1024, chunk k covers 2^(k+9)..2^(k+10)), so any
-//! `c_int` descriptor maps to a slot without a lock and without moving
-//! memory. A chunk is allocated, zeroed, the first time a state must be stored
-//! for a number it covers, and never freed; reading an absent chunk reads the
-//! default state, so checks on the success path never allocate.
+//! The table is a fixed array of chunks whose sizes double (chunk 0 covers
+//! numbers 0..1024, chunk k covers 2^(k+9)..2^(k+10)), so any `c_int`
+//! descriptor maps to a slot without a lock and without moving memory.
+//! Chunk 0, where nearly every program's descriptors live, is a static array
+//! (1 KiB of zero pages, mapped on first touch), so its lookups are one
+//! compare and one load. The others are allocated, zeroed, the first time a
+//! state must be stored for a number they cover, and never freed; reading an
+//! absent chunk reads the default state, so checks on the success path never
+//! allocate.
 //!
 //! Each byte holds:
 //! - [`CLOSED`]: `ss_close` closed this number and no `ss_` call has handed it
@@ -38,6 +41,10 @@ pub enum WriteKind {
     Legacy = 3,
 }
 
+/// Chunk 0: the numbers below 1024.
+static FIRST_CHUNK: [AtomicU8; 1 << FIRST_CHUNK_BITS] = [const { AtomicU8::new(0) }; 1 << FIRST_CHUNK_BITS];
+
+/// Chunks 1 and up, allocated on demand (entry 0 stays null: chunk 0 is [`FIRST_CHUNK`]).
 static CHUNK_PTRS: [AtomicPtr<AtomicU8>; CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
 
 /// Which chunk covers `fd` (non-negative), its length and the index inside it.
@@ -57,9 +64,20 @@ fn layout(len: usize) -> Layout {
 }
 
 /// The slot of `fd` if its chunk exists.
-#[inline]
+#[inline(always)]
 fn slot(fd: i32) -> Option<&'static AtomicU8> {
-    let fd = u32::try_from(fd).ok()?;
+    // One unsigned compare on the hot path; the sign test after it folds
+    // away for a constant -1 (calls that take no descriptor).
+    match FIRST_CHUNK.get(fd as u32 as usize) {
+        Some(s) => Some(s),
+        None if fd < 0 => None,
+        None => slot_above_first(fd as u32),
+    }
+}
+
+/// [`slot`] for numbers outside [`FIRST_CHUNK`].
+#[inline(never)]
+fn slot_above_first(fd: u32) -> Option<&'static AtomicU8> {
     let (chunk, _, index) = locate(fd);
     let ptr = CHUNK_PTRS[chunk].load(Ordering::Acquire);
     if ptr.is_null() {
@@ -112,18 +130,26 @@ pub fn mark_used(fd: i32) {
 
 /// Records that `fd` was just handed out by an `ss_` call (socket, accept,
 /// socketpair, SCM_RIGHTS) as an object of write kind `kind`.
-#[inline]
+#[inline(always)]
 pub fn handed_out(fd: i32, kind: WriteKind) {
     let wanted = (kind as u8) << KIND_SHIFT;
     match slot(fd) {
-        Some(s) if s.load(Ordering::Relaxed) == wanted => {}
-        Some(s) => s.store(wanted, Ordering::Release),
-        None if wanted == 0 => {}
-        None => {
-            if let Some(s) = slot_or_grow(fd) {
+        Some(s) => {
+            if s.load(Ordering::Relaxed) != wanted {
                 s.store(wanted, Ordering::Release);
             }
         }
+        None if wanted == 0 => {}
+        None => store_growing(fd, wanted),
+    }
+}
+
+/// Stores `state` for a number whose chunk may not exist yet.
+#[cold]
+#[inline(never)]
+fn store_growing(fd: i32, state: u8) {
+    if let Some(s) = slot_or_grow(fd) {
+        s.store(state, Ordering::Release);
     }
 }
 
@@ -156,19 +182,31 @@ pub enum CloseTicket {
 /// Claims the close of `fd` before the system call, so that exactly one of
 /// several racing `ss_close` calls proceeds and a number the kernel hands out
 /// again after the close is never marked closed afterwards.
+#[inline(always)]
 pub fn begin_close(fd: i32) -> CloseTicket {
+    match slot(fd) {
+        Some(s) => claim_close(s),
+        None => begin_close_above_table(fd),
+    }
+}
+
+/// [`begin_close`] for a number no chunk covers yet.
+#[cold]
+#[inline(never)]
+fn begin_close_above_table(fd: i32) -> CloseTicket {
     // A number beyond the table that is not open needs no slot (the close
     // will fail with EBADF): growing for it would reserve address space for
     // numbers never used. Without a slot (out of memory, negative number)
     // the close proceeds unprotected, as libc's would.
-    let slot = match slot(fd) {
-        Some(s) => Some(s),
-        None if !is_open(fd) => None,
-        None => slot_or_grow(fd),
-    };
-    let Some(s) = slot else {
+    if !is_open(fd) {
         return CloseTicket::Proceed;
-    };
+    }
+    slot_or_grow(fd).map_or(CloseTicket::Proceed, claim_close)
+}
+
+/// Marks the slot closed; tells whether this caller was first.
+#[inline(always)]
+fn claim_close(s: &AtomicU8) -> CloseTicket {
     // The kind is forgotten: the number's next owner may be anything.
     let before = s.swap(CLOSED, Ordering::AcqRel);
     if before & CLOSED != 0 {
@@ -191,15 +229,46 @@ pub fn abort_close(fd: i32) {
     }
 }
 
+/// What the table holds for one number, read with one load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry(u8);
+
+impl Entry {
+    /// Whether the number is known as a stream socket ([`WriteKind::NoSignal`])
+    /// and not marked closed by `ss_close`: the fast path of `ss_write`/`ss_writev`.
+    #[inline(always)]
+    pub fn is_known_stream(self) -> bool {
+        self.0 == (WriteKind::NoSignal as u8) << KIND_SHIFT
+    }
+
+    /// Whether `ss_close` closed the number (see [`is_closed`]).
+    #[inline(always)]
+    pub fn is_closed(self) -> bool {
+        self.0 & CLOSED != 0
+    }
+
+    /// The write kind recorded.
+    #[inline(always)]
+    pub fn write_kind(self) -> WriteKind {
+        match (self.0 & KIND_MASK) >> KIND_SHIFT {
+            1 => WriteKind::Plain,
+            2 => WriteKind::NoSignal,
+            3 => WriteKind::Legacy,
+            _ => WriteKind::Unknown,
+        }
+    }
+}
+
+/// The entry of `fd` (the default, empty one for numbers no chunk covers).
+#[inline(always)]
+pub fn entry(fd: i32) -> Entry {
+    Entry(slot(fd).map_or(0, |s| s.load(Ordering::Relaxed)))
+}
+
 /// The write kind recorded for `fd`.
 #[inline]
 pub fn write_kind(fd: i32) -> WriteKind {
-    match slot(fd).map_or(0, |s| (s.load(Ordering::Relaxed) & KIND_MASK) >> KIND_SHIFT) {
-        1 => WriteKind::Plain,
-        2 => WriteKind::NoSignal,
-        3 => WriteKind::Legacy,
-        _ => WriteKind::Unknown,
-    }
+    entry(fd).write_kind()
 }
 
 /// Records how to write to `fd`, keeping its [`CLOSED`] bit.
@@ -213,18 +282,13 @@ pub fn set_write_kind(fd: i32, kind: WriteKind) {
 
 /// Bytes the table has allocated so far (for the memory figures).
 pub fn allocated_bytes() -> usize {
-    CHUNK_PTRS
+    let allocated: usize = CHUNK_PTRS
         .iter()
         .enumerate()
         .filter(|(_, p)| !p.load(Ordering::Acquire).is_null())
-        .map(|(chunk, _)| {
-            if chunk == 0 {
-                1 << FIRST_CHUNK_BITS
-            } else {
-                1 << (chunk as u32 + FIRST_CHUNK_BITS - 1)
-            }
-        })
-        .sum()
+        .map(|(chunk, _)| 1 << (chunk as u32 + FIRST_CHUNK_BITS - 1))
+        .sum();
+    FIRST_CHUNK.len() + allocated
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use libc::{iovec, msghdr};
 
-use crate::error::{Errno, Result};
-use crate::fdtable::{self, WriteKind};
+use crate::error::{Errno, PackedLen, Result};
+use crate::fdtable::{self, Entry, WriteKind};
 use crate::mem::{UserIn, UserIov};
 use crate::socket::{Fd, kind_for};
 use crate::sys;
@@ -47,41 +47,146 @@ const UNSUPPORTED: u8 = 2;
 /// Whether this kernel knows `RWF_NOSIGNAL`; learnt the first time it matters.
 static RWF_NOSIGNAL_SUPPORT: AtomicU8 = AtomicU8::new(UNPROBED);
 
-/// `write`, without SIGPIPE on a socket.
+/// `write`, without SIGPIPE on a socket; marks `fd` in use on success.
+///
+/// The stream-socket case, the common one, is inlined into `ss_write`: one
+/// table load and `send`. Everything else is out of line.
+#[inline(always)]
 pub fn write(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
-    // A success leaves errno alone, as libc's does, even when the way to it
-    // went through a failed probe or a stale kind.
-    let entry_errno = Errno::last();
-    if buf.len > MAX_RW_COUNT {
-        return exact_without_sigpipe(fd, || write_plain(fd, buf));
+    // A known stream is not marked closed, so a success has nothing to mark.
+    let entry = fdtable::entry(fd.0);
+    if buf.len <= MAX_RW_COUNT && entry.is_known_stream() {
+        // A success leaves errno alone, as libc's does, even when the way to
+        // it went through a failed send on a number reused behind safesock's back.
+        let entry_errno = Errno::last();
+        return match send_nosignal(fd, buf) {
+            Err(e) if suggests_stale_kind(e) => write_stale(fd, buf, e, entry_errno).unpack(),
+            result => result,
+        };
     }
-    let result = match fdtable::write_kind(fd.0) {
-        WriteKind::NoSignal => match send_nosignal(fd, buf) {
-            Err(e) if suggests_stale_kind(e) => write_after_learning(fd, buf, e),
-            result => return result,
-        },
-        WriteKind::Plain => write_not_stream(fd, buf),
-        WriteKind::Legacy => return write_plain(fd, buf),
-        WriteKind::Unknown => write_after_learning(fd, buf, Errno(0)),
-    };
-    keep_errno_on_success(result, entry_errno)
+    write_other(fd, buf, entry).unpack()
 }
 
-/// `writev`, without SIGPIPE on a socket.
-pub fn writev(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
-    // Out-of-range counts fail in the kernel before any byte moves, and the
-    // kinds that never raise SIGPIPE need nothing: writev itself answers.
-    if iov.count <= 0 || iov.count > IOV_MAX || fdtable::write_kind(fd.0) == WriteKind::Legacy {
-        return writev_plain(fd, iov);
+/// [`write`] after `send` failed in a way that may mean the number no longer
+/// holds the stream socket remembered for it.
+#[cold]
+#[inline(never)]
+fn write_stale(fd: Fd, buf: UserIn<'_>, first_error: Errno, entry_errno: Errno) -> PackedLen {
+    let result = write_after_learning(fd, buf, first_error);
+    PackedLen::pack(used_on_success(fd, keep_errno_on_success(result, entry_errno)))
+}
+
+/// [`write`] to anything but a known stream socket: the steady state for
+/// pipes and files (one `pwritev2`) here, the rest in [`write_slow`].
+#[inline(never)]
+fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry) -> PackedLen {
+    if buf.len != 0 && buf.len <= MAX_RW_COUNT && entry.write_kind() == WriteKind::Plain && rwf_nosignal_usable() {
+        // Put back if the flag is refused and plain write must do.
+        let entry_errno = Errno::last();
+        let one = [iovec {
+            iov_base: buf.ptr.cast_mut(),
+            iov_len: buf.len,
+        }];
+        // SAFETY: the array is a local; the buffer it names is caller memory
+        // the kernel only reads (as in `write`).
+        return match unsafe { sys::pwritev2(fd.0, one.as_ptr(), 1, -1, RWF_NOSIGNAL) } {
+            Ok(n) => {
+                if entry.is_closed() {
+                    fdtable::mark_used(fd.0);
+                }
+                PackedLen::pack(Ok(n))
+            }
+            Err(e) if !needs_second_look(e) => PackedLen::pack(Err(e)),
+            Err(e) => after_pwritev2(fd, e, entry_errno, move || write_plain(fd, buf)),
+        };
     }
-    let entry_errno = Errno::last();
-    // pwritev2(-1) is writev itself for every kind of descriptor (buffers
-    // that add up to nothing do not reach the socket, as with writev), so
-    // only a kernel without RWF_NOSIGNAL needs the kind.
-    match pwritev_nosignal(fd, iov) {
+    write_slow(fd, buf)
+}
+
+/// [`write`]/[`writev`] after `pwritev2` failed with `EPIPE` or refused
+/// the flag; `fallback` is the plain call for a refused flag.
+#[cold]
+#[inline(never)]
+fn after_pwritev2(fd: Fd, e: Errno, entry_errno: Errno, fallback: impl FnOnce() -> Result<usize>) -> PackedLen {
+    let result = match pwritev_failed(fd, e) {
         Some(result) => result,
-        None => keep_errno_on_success(writev_without_rwf(fd, iov), entry_errno),
+        None => keep_errno_on_success(fallback(), entry_errno),
+    };
+    PackedLen::pack(used_on_success(fd, result))
+}
+
+/// [`write`] of a count over [`MAX_RW_COUNT`], of nothing, to a number whose
+/// kind is not known yet, or to a driver that refuses `pwritev2` flags.
+#[cold]
+#[inline(never)]
+fn write_slow(fd: Fd, buf: UserIn<'_>) -> PackedLen {
+    let entry_errno = Errno::last();
+    let result = if buf.len > MAX_RW_COUNT {
+        keep_errno_on_success(exact_without_sigpipe(fd, || write_plain(fd, buf)), entry_errno)
+    } else {
+        match fdtable::write_kind(fd.0) {
+            WriteKind::Plain => keep_errno_on_success(write_not_stream(fd, buf), entry_errno),
+            WriteKind::Legacy => write_plain(fd, buf),
+            // A stream socket reaches here only when ss_close has marked its
+            // number closed: learning again is right.
+            WriteKind::NoSignal | WriteKind::Unknown => {
+                keep_errno_on_success(write_after_learning(fd, buf, Errno(0)), entry_errno)
+            }
+        }
+    };
+    PackedLen::pack(used_on_success(fd, result))
+}
+
+/// `writev`, without SIGPIPE on a socket; marks `fd` in use on success.
+///
+/// Every kind of descriptor but [`WriteKind::Legacy`] takes
+/// `pwritev2(..., -1, RWF_NOSIGNAL)`, which is `writev` itself: buffers that
+/// add up to nothing do not reach a socket (`sendmsg` would ask it, which
+/// can fail or consume a pending error). That path is inlined into
+/// `ss_writev`; the rest is out of line.
+#[inline(always)]
+pub fn writev(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
+    let entry = fdtable::entry(fd.0);
+    // Out-of-range counts fail in the kernel before any byte moves: writev
+    // itself gives libc's errno.
+    if iov.count > 0 && iov.count <= IOV_MAX && entry.write_kind() != WriteKind::Legacy && rwf_nosignal_usable() {
+        // Put back if the flag is refused and plain writev must do.
+        let entry_errno = Errno::last();
+        // SAFETY: UserIov carries caller memory the kernel only reads.
+        return match unsafe { sys::pwritev2(fd.0, iov.ptr, iov.count, -1, RWF_NOSIGNAL) } {
+            Ok(n) => {
+                if entry.is_closed() {
+                    fdtable::mark_used(fd.0);
+                }
+                Ok(n)
+            }
+            Err(e) if !needs_second_look(e) => Err(e),
+            Err(e) => after_pwritev2(fd, e, entry_errno, move || writev_without_rwf(fd, iov)).unpack(),
+        };
     }
+    writev_other(fd, iov).unpack()
+}
+
+/// [`writev`] with a count out of range, to a [`WriteKind::Legacy`] driver
+/// (neither can raise SIGPIPE), or on a kernel without `RWF_NOSIGNAL`.
+#[cold]
+#[inline(never)]
+fn writev_other(fd: Fd, iov: UserIov<'_>) -> PackedLen {
+    let result = if iov.count <= 0 || iov.count > IOV_MAX || fdtable::write_kind(fd.0) == WriteKind::Legacy {
+        writev_plain(fd, iov)
+    } else {
+        let entry_errno = Errno::last();
+        keep_errno_on_success(writev_without_rwf(fd, iov), entry_errno)
+    };
+    PackedLen::pack(used_on_success(fd, result))
+}
+
+/// Marks `fd` in use for the double-close rule once a write succeeded.
+fn used_on_success(fd: Fd, result: Result<usize>) -> Result<usize> {
+    if result.is_ok() {
+        fdtable::mark_used(fd.0);
+    }
+    result
 }
 
 /// `writev` on a kernel without `RWF_NOSIGNAL` (or a [`WriteKind::Legacy`] driver).
@@ -111,6 +216,12 @@ fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
             result => result,
         };
     }
+    pwritev_one(fd, buf).unwrap_or_else(|| write_plain(fd, buf))
+}
+
+/// [`pwritev_nosignal`] of one buffer.
+#[inline(always)]
+fn pwritev_one(fd: Fd, buf: UserIn<'_>) -> Option<Result<usize>> {
     let one = [iovec {
         iov_base: buf.ptr.cast_mut(),
         iov_len: buf.len,
@@ -118,7 +229,7 @@ fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
     // SAFETY: the array is a local; the buffer it names is caller memory the
     // kernel only reads (as in `write`).
     let iov = unsafe { UserIov::from_c(one.as_ptr(), 1) };
-    pwritev_nosignal(fd, iov).unwrap_or_else(|| write_plain(fd, buf))
+    pwritev_nosignal(fd, iov)
 }
 
 /// Puts back the caller's `errno` after a success that took failed calls
@@ -168,29 +279,44 @@ fn send_nosignal(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
 /// refused (old kernel, or a driver without flag support: the number is then
 /// remembered as [`WriteKind::Legacy`]) and plain `write`/`writev` must do.
 fn pwritev_nosignal(fd: Fd, iov: UserIov<'_>) -> Option<Result<usize>> {
-    if RWF_NOSIGNAL_SUPPORT.load(Ordering::Relaxed) == UNSUPPORTED {
+    if !rwf_nosignal_usable() {
         return None;
     }
     // SAFETY: UserIov carries caller memory the kernel only reads.
     match unsafe { sys::pwritev2(fd.0, iov.ptr, iov.count, -1, RWF_NOSIGNAL) } {
-        Err(Errno(libc::EOPNOTSUPP)) => {
-            if kernel_knows_rwf_nosignal() {
-                fdtable::set_write_kind(fd.0, WriteKind::Legacy);
-            }
-            None
-        }
-        Err(Errno(libc::EPIPE)) => {
-            raise_sigpipe_unless_socket(fd);
-            Some(Err(Errno(libc::EPIPE)))
-        }
-        result => {
-            // Stored once; later writes only read it (no shared cache line is written).
-            if RWF_NOSIGNAL_SUPPORT.load(Ordering::Relaxed) != SUPPORTED {
-                RWF_NOSIGNAL_SUPPORT.store(SUPPORTED, Ordering::Relaxed);
-            }
-            Some(result)
-        }
+        Err(e) if needs_second_look(e) => pwritev_failed(fd, e),
+        result => Some(result),
     }
+}
+
+/// Whether `RWF_NOSIGNAL` may be tried: not known to be missing. (Support
+/// is recorded only by the probe an `EOPNOTSUPP` triggers, so the steady
+/// state writes no shared cache line.)
+#[inline(always)]
+fn rwf_nosignal_usable() -> bool {
+    RWF_NOSIGNAL_SUPPORT.load(Ordering::Relaxed) != UNSUPPORTED
+}
+
+/// The `pwritev2` errors that are not simply the answer: `EPIPE` (a pipe
+/// without a reader must still get libc's SIGPIPE) and `EOPNOTSUPP` (the
+/// flag refused).
+#[inline(always)]
+fn needs_second_look(e: Errno) -> bool {
+    matches!(e.0, libc::EPIPE | libc::EOPNOTSUPP)
+}
+
+/// [`pwritev_nosignal`] after `EOPNOTSUPP` (the flag refused) or `EPIPE`.
+#[cold]
+#[inline(never)]
+fn pwritev_failed(fd: Fd, e: Errno) -> Option<Result<usize>> {
+    if e == Errno(libc::EPIPE) {
+        raise_sigpipe_unless_socket(fd);
+        return Some(Err(e));
+    }
+    if kernel_knows_rwf_nosignal() {
+        fdtable::set_write_kind(fd.0, WriteKind::Legacy);
+    }
+    None
 }
 
 /// Tells whether an `EOPNOTSUPP` came from the kernel not knowing the flag
@@ -345,6 +471,43 @@ mod tests {
             iov_len: 0,
         }];
         assert_eq!(writev(Fd(sv[0]), UserIov::from_slice(&iov)), Ok(0));
+        close(Fd(sv[0])).unwrap();
+        close(Fd(sv[1])).unwrap();
+    }
+
+    /// `ss_write`/`ss_writev` mark the number in use themselves (the
+    /// boundary does not): after a success, a number `ss_close` had marked
+    /// closed (here: reused behind safesock's back) may be closed again.
+    #[test]
+    fn successful_writes_mark_the_number_in_use() {
+        let iov = [iovec {
+            iov_base: b"v".as_ptr() as *mut _,
+            iov_len: 1,
+        }];
+        let p = plain_pipe();
+        let sv = pair(libc::SOCK_STREAM);
+        for (fd, learnt) in [(p[1], WriteKind::Plain), (sv[0], WriteKind::NoSignal)] {
+            // Kind forgotten (as ss_close leaves it), then kind known but still closed.
+            for known in [false, true] {
+                assert_eq!(fdtable::begin_close(fd), fdtable::CloseTicket::Proceed);
+                if known {
+                    fdtable::set_write_kind(fd, learnt);
+                }
+                assert!(fdtable::is_closed(fd));
+                assert_eq!(write(Fd(fd), UserIn::from_slice(b"w")), Ok(1));
+                assert!(!fdtable::is_closed(fd), "fd {fd}, kind known {known}: write");
+                assert_eq!(fdtable::write_kind(fd), learnt);
+
+                assert_eq!(fdtable::begin_close(fd), fdtable::CloseTicket::Proceed);
+                if known {
+                    fdtable::set_write_kind(fd, learnt);
+                }
+                assert_eq!(writev(Fd(fd), UserIov::from_slice(&iov)), Ok(1));
+                assert!(!fdtable::is_closed(fd), "fd {fd}, kind known {known}: writev");
+            }
+        }
+        plain_close(p[0]);
+        plain_close(p[1]);
         close(Fd(sv[0])).unwrap();
         close(Fd(sv[1])).unwrap();
     }

@@ -37,6 +37,7 @@ pub(crate) fn kind_for(domain: c_int, ty: c_int) -> WriteKind {
 }
 
 /// `socket` with close-on-exec.
+#[inline(always)]
 pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Result<Fd> {
     let fd = sys::socket(domain, ty | libc::SOCK_CLOEXEC, protocol)?;
     fdtable::handed_out(fd, kind_for(domain, ty));
@@ -44,6 +45,7 @@ pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Result<Fd> {
 }
 
 /// `socketpair` with close-on-exec.
+#[inline(always)]
 pub fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: UserPair<'_>) -> Result<c_int> {
     // SAFETY: UserPair carries caller memory the kernel may write.
     let ret = unsafe { sys::socketpair(domain, ty | libc::SOCK_CLOEXEC, protocol, sv.ptr) }?;
@@ -72,6 +74,7 @@ pub fn connect(fd: Fd, addr: UserAddr<'_>) -> Result<c_int> {
 }
 
 /// `accept4` with close-on-exec added to `flags`.
+#[inline(always)]
 pub fn accept4(fd: Fd, peer: UserAddrOut<'_>, flags: c_int) -> Result<Fd> {
     // SAFETY: UserAddrOut carries caller memory the kernel may write.
     let new = unsafe { sys::accept4(fd.0, peer.ptr, peer.len, flags | libc::SOCK_CLOEXEC) }?;
@@ -110,6 +113,7 @@ pub fn readv(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
 }
 
 /// `recvmsg` with close-on-exec for received descriptors.
+#[inline(always)]
 pub fn recvmsg(fd: Fd, msg: UserMsgMut<'_>, flags: c_int) -> Result<usize> {
     // SAFETY: UserMsgMut carries caller memory the kernel may write.
     let n = unsafe { sys::recvmsg(fd.0, msg.ptr, flags | libc::MSG_CMSG_CLOEXEC) }?;
@@ -175,6 +179,7 @@ pub fn setsockopt(fd: Fd, level: c_int, name: c_int, value: UserIn<'_>) -> Resul
 /// `close`, at most once per number handed out: a number `ss_close` already
 /// closed, and nothing has handed out or used since, is refused with `EBADF`
 /// and nothing is closed.
+#[inline(always)]
 pub fn close(fd: Fd) -> Result<c_int> {
     if fdtable::begin_close(fd.0) == CloseTicket::AlreadyClosed {
         return Err(Errno(libc::EBADF));

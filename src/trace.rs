@@ -36,6 +36,13 @@ pub fn enabled() -> bool {
     }
 }
 
+/// Whether tracing may be on: false only once `SAFESOCK_TRACE` was read and
+/// found unset, so the hot path is one compare; [`enabled`] decides.
+#[inline(always)]
+pub fn may_be_on() -> bool {
+    STATE.load(Ordering::Relaxed) != OFF
+}
+
 #[cold]
 fn init() -> bool {
     let saved = Errno::last();

@@ -72,7 +72,7 @@ pub unsafe extern "C" fn ss_tcp_listen(addr: *const c_char, backlog: c_int) -> c
     boundary(
         -1,
         || chores::tcp_listen(&text.clone()?, backlog),
-        || Call::no_fd(CallName::TcpListen, detail()),
+        move || Call::no_fd(CallName::TcpListen, detail()),
     )
 }
 
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn ss_tcp_connect(addr: *const c_char, timeout_ms: c_int) 
     boundary(
         -1,
         || chores::tcp_connect(&text.clone()?, timeout_ms),
-        || Call::no_fd(CallName::TcpConnect, detail()),
+        move || Call::no_fd(CallName::TcpConnect, detail()),
     )
 }
 
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn ss_udp_bind(addr: *const c_char) -> c_int {
     boundary(
         -1,
         || chores::udp_bind(&text.clone()?),
-        || Call::no_fd(CallName::UdpBind, detail()),
+        move || Call::no_fd(CallName::UdpBind, detail()),
     )
 }
 
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn ss_send_all(fd: c_int, buf: *const c_void, len: usize) 
     boundary(
         fd,
         || chores::send_all(Fd(fd), from),
-        || Call::on(CallName::SendAll, fd, Detail::Count(len)),
+        move || Call::on(CallName::SendAll, fd, Detail::Count(len)),
     )
 }
 
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn ss_recv_exact(fd: c_int, buf: *mut c_void, len: usize) 
     boundary(
         fd,
         || chores::recv_exact(Fd(fd), into),
-        || Call::on(CallName::RecvExact, fd, Detail::Count(len)),
+        move || Call::on(CallName::RecvExact, fd, Detail::Count(len)),
     )
 }
 
@@ -189,7 +189,7 @@ pub unsafe extern "C" fn ss_addr_parse(
     boundary(
         -1,
         || chores::addr_parse(&input.clone()?, out, outlen),
-        || Call::no_fd(CallName::AddrParse, detail()),
+        move || Call::no_fd(CallName::AddrParse, detail()),
     )
 }
 
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn ss_addr_format(
     boundary(
         -1,
         || chores::addr_format(addr, addrlen, buf, buflen),
-        || {
+        move || {
             Call::no_fd(
                 CallName::AddrFormat,
                 Detail::Format(AddrArg::raw(addr, addrlen), buflen),
@@ -231,7 +231,7 @@ pub extern "C" fn ss_local_port(fd: c_int) -> c_int {
     boundary(
         fd,
         || chores::local_port(Fd(fd)),
-        || Call::on(CallName::LocalPort, fd, Detail::None),
+        move || Call::on(CallName::LocalPort, fd, Detail::None),
     )
 }
 
@@ -243,7 +243,7 @@ pub extern "C" fn ss_tcp_state(fd: c_int) -> c_int {
     boundary(
         fd,
         || chores::tcp_state(Fd(fd)),
-        || Call::on(CallName::TcpState, fd, Detail::None),
+        move || Call::on(CallName::TcpState, fd, Detail::None),
     )
 }
 

@@ -23,7 +23,7 @@ pub unsafe extern "C" fn ss_read(fd: c_int, buf: *mut c_void, count: usize) -> s
     boundary(
         fd,
         || socket::read(Fd(fd), into),
-        || Call::on(CallName::Read, fd, Detail::Count(count)),
+        move || Call::on(CallName::Read, fd, Detail::Count(count)),
     )
 }
 
@@ -38,10 +38,11 @@ pub unsafe extern "C" fn ss_read(fd: c_int, buf: *mut c_void, count: usize) -> s
 pub unsafe extern "C" fn ss_write(fd: c_int, buf: *const c_void, count: usize) -> ssize_t {
     // SAFETY: the kernel checks the buffer before reading it.
     let from = unsafe { UserIn::from_c(buf, count) };
+    // -1: the write marks the descriptor in use itself, without a second lookup.
     boundary(
-        fd,
+        -1,
         || socket::write(Fd(fd), from),
-        || Call::on(CallName::Write, fd, Detail::Count(count)),
+        move || Call::on(CallName::Write, fd, Detail::Count(count)),
     )
 }
 
@@ -58,7 +59,7 @@ pub unsafe extern "C" fn ss_recv(sockfd: c_int, buf: *mut c_void, len: usize, fl
     boundary(
         sockfd,
         || socket::recv(Fd(sockfd), into, flags),
-        || Call::on(CallName::Recv, sockfd, Detail::CountFlags(len, flags)),
+        move || Call::on(CallName::Recv, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -75,7 +76,7 @@ pub unsafe extern "C" fn ss_send(sockfd: c_int, buf: *const c_void, len: usize, 
     boundary(
         sockfd,
         || socket::send(Fd(sockfd), from, flags),
-        || Call::on(CallName::Send, sockfd, Detail::CountFlags(len, flags)),
+        move || Call::on(CallName::Send, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -92,7 +93,7 @@ pub unsafe extern "C" fn ss_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
     boundary(
         fd,
         || socket::readv(Fd(fd), bufs),
-        || Call::on(CallName::Readv, fd, Detail::Iov(iovcnt)),
+        move || Call::on(CallName::Readv, fd, Detail::Iov(iovcnt)),
     )
 }
 
@@ -106,10 +107,11 @@ pub unsafe extern "C" fn ss_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
 pub unsafe extern "C" fn ss_writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
     // SAFETY: the kernel checks the array and the buffers.
     let bufs = unsafe { UserIov::from_c(iov, iovcnt) };
+    // -1: as in ss_write.
     boundary(
-        fd,
+        -1,
         || socket::writev(Fd(fd), bufs),
-        || Call::on(CallName::Writev, fd, Detail::Iov(iovcnt)),
+        move || Call::on(CallName::Writev, fd, Detail::Iov(iovcnt)),
     )
 }
 
@@ -128,7 +130,7 @@ pub unsafe extern "C" fn ss_recvmsg(sockfd: c_int, msg: *mut msghdr, flags: c_in
     boundary(
         sockfd,
         || socket::recvmsg(Fd(sockfd), header, flags),
-        || Call::on(CallName::Recvmsg, sockfd, Detail::Flags(flags)),
+        move || Call::on(CallName::Recvmsg, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -145,7 +147,7 @@ pub unsafe extern "C" fn ss_sendmsg(sockfd: c_int, msg: *const msghdr, flags: c_
     boundary(
         sockfd,
         || socket::sendmsg(Fd(sockfd), header, flags),
-        || Call::on(CallName::Sendmsg, sockfd, Detail::Flags(flags)),
+        move || Call::on(CallName::Sendmsg, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -169,7 +171,7 @@ pub unsafe extern "C" fn ss_recvfrom(
     boundary(
         sockfd,
         || socket::recvfrom(Fd(sockfd), into, flags, from),
-        || Call::on(CallName::Recvfrom, sockfd, Detail::CountFlags(len, flags)),
+        move || Call::on(CallName::Recvfrom, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -193,7 +195,7 @@ pub unsafe extern "C" fn ss_sendto(
     boundary(
         sockfd,
         || socket::sendto(Fd(sockfd), from, flags, to),
-        || {
+        move || {
             Call::on(
                 CallName::Sendto,
                 sockfd,

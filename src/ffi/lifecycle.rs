@@ -18,7 +18,7 @@ pub extern "C" fn ss_socket(domain: c_int, r#type: c_int, protocol: c_int) -> c_
     boundary(
         -1,
         || socket::socket(domain, r#type, protocol),
-        || {
+        move || {
             Call::no_fd(
                 CallName::Socket,
                 Detail::Create {
@@ -45,7 +45,7 @@ pub unsafe extern "C" fn ss_socketpair(domain: c_int, r#type: c_int, protocol: c
     boundary(
         -1,
         || socket::socketpair(domain, r#type, protocol, sv),
-        || {
+        move || {
             Call::no_fd(
                 CallName::Socketpair,
                 Detail::Create {
@@ -73,7 +73,7 @@ pub unsafe extern "C" fn ss_bind(sockfd: c_int, addr: *const sockaddr, addrlen: 
     boundary(
         sockfd,
         || socket::bind(Fd(sockfd), to),
-        || Call::on(CallName::Bind, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
+        move || Call::on(CallName::Bind, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -85,7 +85,7 @@ pub extern "C" fn ss_listen(sockfd: c_int, backlog: c_int) -> c_int {
     boundary(
         sockfd,
         || socket::listen(Fd(sockfd), backlog),
-        || Call::on(CallName::Listen, sockfd, Detail::Backlog(backlog)),
+        move || Call::on(CallName::Listen, sockfd, Detail::Backlog(backlog)),
     )
 }
 
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn ss_connect(sockfd: c_int, addr: *const sockaddr, addrle
     boundary(
         sockfd,
         || socket::connect(Fd(sockfd), to),
-        || Call::on(CallName::Connect, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
+        move || Call::on(CallName::Connect, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn ss_accept(sockfd: c_int, addr: *mut sockaddr, addrlen: 
     boundary(
         sockfd,
         || socket::accept4(Fd(sockfd), peer, 0),
-        || Call::on(CallName::Accept, sockfd, Detail::None),
+        move || Call::on(CallName::Accept, sockfd, Detail::None),
     )
 }
 
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn ss_accept4(
     boundary(
         sockfd,
         || socket::accept4(Fd(sockfd), peer, flags),
-        || Call::on(CallName::Accept4, sockfd, Detail::Flags(flags)),
+        move || Call::on(CallName::Accept4, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -161,7 +161,7 @@ pub extern "C" fn ss_shutdown(sockfd: c_int, how: c_int) -> c_int {
     boundary(
         sockfd,
         || socket::shutdown(Fd(sockfd), how),
-        || Call::on(CallName::Shutdown, sockfd, Detail::How(how)),
+        move || Call::on(CallName::Shutdown, sockfd, Detail::How(how)),
     )
 }
 
@@ -174,10 +174,25 @@ pub extern "C" fn ss_shutdown(sockfd: c_int, how: c_int) -> c_int {
 /// now belongs to something opened without safesock (close that with `close`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ss_close(fd: c_int) -> c_int {
+    if trace::may_be_on() {
+        return close_traced(fd);
+    }
+    close_reporting(fd, None)
+}
+
+/// `ss_close` when a trace line may want the TCP state from before the close.
+#[cold]
+#[inline(never)]
+fn close_traced(fd: c_int) -> c_int {
     let before = super::contained(None, || trace::state_before_close(fd));
+    close_reporting(fd, before)
+}
+
+#[inline(always)]
+fn close_reporting(fd: c_int, before: Option<c_int>) -> c_int {
     boundary(
         -1,
         || socket::close(Fd(fd)),
-        || Call::on(CallName::Close, fd, Detail::Closing(before)),
+        move || Call::on(CallName::Close, fd, Detail::Closing(before)),
     )
 }

@@ -112,12 +112,15 @@ impl From<Errno> for Reported {
 ///
 /// `used_fd` is the descriptor a success marks as in use (`-1` for none);
 /// `describe` builds the [`Call`] only when a message or trace line needs it.
+/// The success path is inlined into each exported function; everything a
+/// failure or a trace line needs happens out of line.
 #[inline(always)]
-pub fn boundary<T, R, E>(used_fd: c_int, body: impl FnOnce() -> Result<T, E>, describe: impl FnOnce() -> Call) -> R
+pub fn boundary<T, R, E, D>(used_fd: c_int, body: impl FnOnce() -> Result<T, E>, describe: D) -> R
 where
     T: IntoC<R>,
     R: CReturn,
     E: Into<Reported>,
+    D: FnOnce() -> Call,
 {
     match catch_unwind(AssertUnwindSafe(|| {
         #[cfg(test)]
@@ -127,18 +130,18 @@ where
         Ok(Ok(value)) => {
             let value = value.into_c();
             fdtable::mark_used(used_fd);
-            if trace::enabled() {
-                trace_success(describe(), value.to_i64());
+            if trace::may_be_on() {
+                trace_success(describe, value.to_i64());
             }
             value
         }
         Ok(Err(why)) => {
-            failed(describe(), why.into());
+            failed(describe, why);
             R::FAILED
         }
         Err(_) => {
             failed(
-                describe(),
+                describe,
                 Reported {
                     errno: Errno(libc::EIO),
                     context: Context::Note(INTERNAL_ERROR),
@@ -151,16 +154,28 @@ where
 
 #[cold]
 #[inline(never)]
-fn trace_success(mut call: Call, value: i64) {
+fn trace_success(describe: impl FnOnce() -> Call, value: i64) {
+    if !trace::enabled() {
+        return;
+    }
+    let mut call = describe();
     if let Some(a) = call.detail.addr_mut() {
         a.capture(None);
     }
     trace::line(&call, Ok(value));
 }
 
+/// Builds the call's description out of line, so that the exported
+/// function's own frame holds nothing for failures.
 #[cold]
 #[inline(never)]
-fn failed(mut call: Call, why: Reported) {
+fn failed(describe: impl FnOnce() -> Call, why: impl Into<Reported>) {
+    report_failure(describe(), why.into());
+}
+
+#[cold]
+#[inline(never)]
+fn report_failure(mut call: Call, why: Reported) {
     if let Some(a) = call.detail.addr_mut() {
         a.capture(Some(why.errno));
     }
