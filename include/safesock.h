@@ -81,6 +81,8 @@
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -131,50 +131,70 @@ impl TextCopy {
     }
 }
 
-/// An address argument: the caller's pointer and length, and a copy once it is safe.
+/// An address argument: the caller's pointer and length as passed.
 #[derive(Clone, Copy)]
 pub struct AddrArg {
     /// The pointer as passed (printed when the bytes may not be read).
     pub ptr: *const sockaddr,
     /// The length as passed.
     pub len: socklen_t,
-    /// The bytes, when the kernel has shown they are readable.
-    pub copy: Option<AddrCopy>,
 }
 
 impl AddrArg {
     /// An address the caller passed in; not read yet.
     pub fn raw(ptr: *const sockaddr, len: socklen_t) -> Self {
-        AddrArg { ptr, len, copy: None }
+        AddrArg { ptr, len }
     }
 
-    /// An address whose bytes are already known (helpers, tests).
-    pub fn known(copy: AddrCopy) -> Self {
-        AddrArg {
-            ptr: copy.as_ptr(),
-            len: copy.len(),
-            copy: Some(copy),
-        }
-    }
-
-    /// Copies the bytes if the outcome of the call proves the kernel read them.
+    /// A copy of the bytes, if the outcome of the call proves the kernel read them.
     ///
     /// An input address is read by the kernel after the descriptor checks and
     /// only when `0 < len <= sizeof(sockaddr_storage)`; any errno other than
     /// the ones raised before or during that copy means it succeeded. A pointer
     /// the kernel has not read is never dereferenced here.
-    pub fn capture(&mut self, outcome: Option<Errno>) {
-        if self.copy.is_some() || self.ptr.is_null() || self.len == 0 || self.len as usize > STORAGE_LEN {
-            return;
+    pub fn capture(&self, outcome: Option<Errno>) -> Option<AddrCopy> {
+        if self.ptr.is_null() || self.len == 0 || self.len as usize > STORAGE_LEN {
+            return None;
         }
         let kernel_read_it = match outcome {
             None => true,
             Some(Errno(e)) => !matches!(e, libc::EFAULT | libc::EBADF | libc::ENOTSOCK),
         };
-        if kernel_read_it {
-            // SAFETY: the kernel copied `len` (<= STORAGE_LEN) bytes from `ptr`
-            // during this call without a fault, so they are mapped and readable.
-            self.copy = Some(unsafe { AddrCopy::read(self.ptr, self.len) });
+        // SAFETY: the kernel copied `len` (<= STORAGE_LEN) bytes from `ptr`
+        // during this call without a fault, so they are mapped and readable.
+        kernel_read_it.then(|| unsafe { AddrCopy::read(self.ptr, self.len) })
+    }
+}
+
+/// What a call's description keeps beside its plain arguments: the bytes of
+/// the address or text the caller passed, once they were safe to read. Kept
+/// apart from [`Detail`] so that recording an ordinary failure copies a few
+/// words, not a whole address.
+#[derive(Clone, Copy)]
+pub enum Captured {
+    /// Nothing was captured (no such argument, or it could not be read).
+    Nothing,
+    /// The address argument's bytes.
+    Addr(AddrCopy),
+    /// The text argument of a helper.
+    Text(TextCopy),
+}
+
+impl Captured {
+    /// The address bytes, if captured.
+    pub fn addr(&self) -> Option<&AddrCopy> {
+        match self {
+            Captured::Addr(copy) => Some(copy),
+            _ => None,
+        }
+    }
+
+    /// Captures `detail`'s address argument, if it has one and the outcome
+    /// shows it was readable.
+    pub fn address_of(detail: &Detail, outcome: Option<Errno>) -> Captured {
+        match detail.addr().and_then(|a| a.capture(outcome)) {
+            Some(copy) => Captured::Addr(copy),
+            None => Captured::Nothing,
         }
     }
 }
@@ -204,8 +224,8 @@ pub enum Detail {
     How(c_int),
     /// `ss_getsockopt`, `ss_setsockopt`.
     Opt { level: c_int, name: c_int },
-    /// Helpers that take an address as text.
-    Text(TextCopy),
+    /// Helpers that take an address as text (the text is [`Captured::Text`]).
+    Text,
     /// `ss_addr_format`: the address and the room offered.
     Format(AddrArg, usize),
     /// `ss_close`: the TCP state just before, when tracing wants it.
@@ -213,14 +233,6 @@ pub enum Detail {
 }
 
 impl Detail {
-    /// The address argument, if the call has one.
-    pub fn addr_mut(&mut self) -> Option<&mut AddrArg> {
-        match self {
-            Detail::Addr(a) | Detail::SendTo(_, _, a) | Detail::Format(a, _) => Some(a),
-            _ => None,
-        }
-    }
-
     /// The address argument, if the call has one.
     pub fn addr(&self) -> Option<&AddrArg> {
         match self {
@@ -279,4 +291,20 @@ pub struct Failure {
     pub errno: Errno,
     /// What else is known.
     pub context: Context,
+    /// The address or text argument, when it could be read.
+    pub captured: Captured,
+}
+
+impl Failure {
+    /// A record with nothing in it (the state before the first failure).
+    pub const EMPTY: Failure = Failure {
+        call: Call {
+            name: CallName::Socket,
+            fd: -1,
+            detail: Detail::None,
+        },
+        errno: Errno(0),
+        context: Context::None,
+        captured: Captured::Nothing,
+    };
 }

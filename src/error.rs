@@ -234,7 +234,9 @@ pub(crate) const MESSAGE_CAPACITY: usize = 512;
 /// still reading the previous string writes the other buffer, so neither
 /// sees a mixture.
 struct LastError {
-    failure: Option<Failure>,
+    /// Meaningful when `recorded`.
+    failure: Failure,
+    recorded: bool,
     texts: [FixedBuf<MESSAGE_CAPACITY>; 2],
     shown: usize,
     text_is_current: bool,
@@ -243,7 +245,8 @@ struct LastError {
 thread_local! {
     static LAST: RefCell<LastError> = const {
         RefCell::new(LastError {
-            failure: None,
+            failure: Failure::EMPTY,
+            recorded: false,
             texts: [FixedBuf::new(), FixedBuf::new()],
             shown: 0,
             text_is_current: false,
@@ -251,14 +254,27 @@ thread_local! {
     };
 }
 
-/// Remembers `failure` as this thread's last error (no text is built yet).
-pub fn record(failure: Failure) {
+/// Records this thread's last failure in place: `fill` writes the fields of
+/// the record (no text is built yet). Writing in place matters: a
+/// [`Failure`] has room for a whole address, and copying it would cost more
+/// than the rest of a failing call. If the record is out of reach (thread
+/// teardown, or a signal handler's failing call while the record is being
+/// written), `fill` writes a scratch record that is then forgotten.
+pub fn record_with(fill: impl FnOnce(&mut Failure)) {
+    let mut fill = Some(fill);
     let _ = LAST.try_with(|last| {
-        if let Ok(mut last) = last.try_borrow_mut() {
-            last.failure = Some(failure);
+        if let Ok(mut last) = last.try_borrow_mut()
+            && let Some(fill) = fill.take()
+        {
+            fill(&mut last.failure);
+            last.recorded = true;
             last.text_is_current = false;
         }
     });
+    if let Some(fill) = fill {
+        let mut scratch = Failure::EMPTY;
+        fill(&mut scratch);
+    }
 }
 
 /// Forgets this thread's last error.
@@ -266,7 +282,7 @@ pub fn clear() {
     let _ = LAST.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
             let next = 1 - last.shown;
-            last.failure = None;
+            last.recorded = false;
             last.texts[next].clear();
             last.shown = next;
             last.text_is_current = true;
@@ -276,7 +292,7 @@ pub fn clear() {
 
 /// A copy of this thread's last failure record, if any.
 pub fn last_failure() -> Option<Failure> {
-    LAST.try_with(|last| last.try_borrow().ok().and_then(|l| l.failure))
+    LAST.try_with(|last| last.try_borrow().ok().and_then(|l| l.recorded.then_some(l.failure)))
         .ok()
         .flatten()
 }
@@ -292,8 +308,8 @@ pub fn message_ptr() -> *const core::ffi::c_char {
         if !last.text_is_current {
             let next = 1 - last.shown;
             last.texts[next].clear();
-            if let Some(failure) = &last.failure {
-                crate::message::write_message(&mut last.texts[next], failure);
+            if last.recorded {
+                crate::message::write_message(&mut last.texts[next], &last.failure);
             }
             last.shown = next;
             last.text_is_current = true;

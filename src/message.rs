@@ -10,7 +10,7 @@ use core::ffi::c_int;
 use core::fmt::{self, Write};
 
 use crate::addr::{self, Decoded};
-use crate::call::{AddrArg, Call, CallName, Context, Detail, Failure};
+use crate::call::{AddrArg, Call, CallName, Captured, Context, Detail, Failure};
 use crate::error::Errno;
 
 /// Writes the whole message for `failure`.
@@ -24,9 +24,9 @@ fn write_message_inner(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
     {
         out.write_str(note)?;
         out.write_str(" in ")?;
-        return write_call_bounded(out, &failure.call);
+        return write_call_bounded(out, &failure.call, &failure.captured);
     }
-    write_call_bounded(out, &failure.call)?;
+    write_call_bounded(out, &failure.call, &failure.captured)?;
     write_errno(out, failure.errno)?;
     match failure.context {
         Context::Note(note) => write!(out, ": {note}"),
@@ -55,14 +55,15 @@ pub fn write_errno(out: &mut dyn Write, errno: Errno) -> fmt::Result {
 const CALL_CAPACITY: usize = 320;
 
 /// [`write_call`], cut with `...` to [`CALL_CAPACITY`] bytes.
-pub fn write_call_bounded(out: &mut dyn Write, call: &Call) -> fmt::Result {
+pub fn write_call_bounded(out: &mut dyn Write, call: &Call, captured: &Captured) -> fmt::Result {
     let mut text = crate::fmtbuf::FixedBuf::<CALL_CAPACITY>::new();
-    let _ = write_call(&mut text, call);
+    let _ = write_call(&mut text, call, captured);
     out.write_str(text.as_str())
 }
 
-/// `ss_connect(fd 3, 127.0.0.1:9)`.
-pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
+/// `ss_connect(fd 3, 127.0.0.1:9)`: the address (or a helper's text) from
+/// `captured` when it was read, otherwise the pointer and length.
+pub fn write_call(out: &mut dyn Write, call: &Call, captured: &Captured) -> fmt::Result {
     out.write_str(call.name.as_str())?;
     out.write_char('(')?;
     let mut sep = "";
@@ -81,7 +82,7 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
         }
         Detail::Addr(a) => {
             out.write_str(sep)?;
-            write_addr(out, a)?;
+            write_addr(out, a, captured)?;
         }
         Detail::Backlog(b) => write!(out, "{sep}backlog {b}")?,
         Detail::Flags(f) => write!(out, "{sep}flags {f:#x}")?,
@@ -89,7 +90,7 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
         Detail::CountFlags(n, f) => write!(out, "{sep}{n} {}, flags {f:#x}", bytes(*n))?,
         Detail::SendTo(n, f, a) => {
             write!(out, "{sep}{n} {}, flags {f:#x}, ", bytes(*n))?;
-            write_addr(out, a)?;
+            write_addr(out, a, captured)?;
         }
         Detail::Iov(n) => write!(out, "{sep}{n} buffers")?,
         Detail::How(h) => {
@@ -105,8 +106,11 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
             out.write_str(sep)?;
             write_option(out, *level, *name)?;
         }
-        Detail::Text(text) => {
+        Detail::Text => {
             out.write_str(sep)?;
+            let Captured::Text(text) = captured else {
+                return out.write_str("text)");
+            };
             match text.bytes() {
                 None => out.write_str("NULL")?,
                 Some(bytes) => {
@@ -128,7 +132,7 @@ pub fn write_call(out: &mut dyn Write, call: &Call) -> fmt::Result {
         }
         Detail::Format(a, room) => {
             out.write_str(sep)?;
-            write_addr(out, a)?;
+            write_addr(out, a, captured)?;
             write!(out, ", {room} bytes of room")?;
         }
     }
@@ -154,8 +158,8 @@ fn takes_fd(name: CallName) -> bool {
 
 /// An address argument: decoded when its bytes were safely copied, otherwise
 /// the pointer and length as passed.
-fn write_addr(out: &mut dyn Write, a: &AddrArg) -> fmt::Result {
-    match &a.copy {
+fn write_addr(out: &mut dyn Write, a: &AddrArg, captured: &Captured) -> fmt::Result {
+    match captured.addr() {
         Some(copy) => write!(out, "{copy}"),
         None if a.ptr.is_null() => write!(out, "NULL, addrlen {}", a.len),
         None => write!(out, "address at {:p}, addrlen {}", a.ptr, a.len),
@@ -235,10 +239,11 @@ fn write_option(out: &mut dyn Write, level: c_int, name: c_int) -> fmt::Result {
 }
 
 /// The address of the call, when it was decoded (or is numeric text) and is an IP address.
-fn inet_addr(call: &Call) -> Option<std::net::SocketAddr> {
-    let copy = match &call.detail {
-        Detail::Text(text) => addr::parse(core::str::from_utf8(text.bytes()?).ok()?).ok()?,
-        detail => *detail.addr()?.copy.as_ref()?,
+fn inet_addr(failure: &Failure) -> Option<std::net::SocketAddr> {
+    let copy = match &failure.captured {
+        Captured::Text(text) => addr::parse(core::str::from_utf8(text.bytes()?).ok()?).ok()?,
+        Captured::Addr(copy) => *copy,
+        Captured::Nothing => return None,
     };
     match copy.decode() {
         Decoded::Inet(a) => Some(a),
@@ -265,7 +270,7 @@ fn write_hint(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
         libc::EBADF if fd < 0 && takes_fd(name) => write!(out, ": {fd} is not a descriptor number"),
         libc::EBADF => write!(out, ": fd {fd} is not an open descriptor (or not open for this use)"),
         libc::ENOTSOCK => write!(out, ": fd {fd} is open but is not a socket"),
-        libc::ECONNREFUSED => match inet_addr(call) {
+        libc::ECONNREFUSED => match inet_addr(failure) {
             Some(a) => write!(out, ": nothing listens on {a}; start the server first or check the address and port"),
             None => out.write_str(": nothing listens at the other end; start the server first or check the port"),
         },
@@ -273,7 +278,7 @@ fn write_hint(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
             ": another socket holds this port; set SO_REUSEADDR (a restarted server) or pick another port (0 lets the system choose)",
         ),
         libc::EACCES if matches!(name, CallName::Bind | CallName::TcpListen | CallName::UdpBind) => {
-            match inet_addr(call) {
+            match inet_addr(failure) {
                 Some(a) if a.port() != 0 && a.port() < 1024 => write!(
                     out,
                     ": ports below 1024 need privileges (root or CAP_NET_BIND_SERVICE); use port {} or above, or 0",
@@ -364,7 +369,7 @@ fn write_addr_hint(out: &mut dyn Write, failure: &Failure) -> fmt::Result {
     let Some(a) = failure.call.detail.addr() else {
         return Ok(());
     };
-    let Some(copy) = &a.copy else {
+    let Some(copy) = failure.captured.addr() else {
         return if a.len as usize > addr::STORAGE_LEN {
             write!(
                 out,
@@ -401,6 +406,10 @@ mod tests {
     use crate::fmtbuf::FixedBuf;
 
     fn message(call: Call, errno: c_int, context: Context) -> String {
+        message_about(call, Captured::Nothing, errno, context)
+    }
+
+    fn message_about(call: Call, captured: Captured, errno: c_int, context: Context) -> String {
         let mut out = FixedBuf::<512>::new();
         write_message(
             &mut out,
@@ -408,22 +417,32 @@ mod tests {
                 call,
                 errno: Errno(errno),
                 context,
+                captured,
             },
         );
         out.as_str().to_owned()
     }
 
-    fn addr(text: &str) -> AddrArg {
-        AddrArg::known(crate::addr::parse(text).unwrap())
+    /// An address argument whose bytes were read, as the boundary captures them.
+    fn known(copy: AddrCopy) -> (Detail, Captured) {
+        (
+            Detail::Addr(AddrArg::raw(copy.as_ptr(), copy.len())),
+            Captured::Addr(copy),
+        )
+    }
+
+    fn addr(text: &str) -> (Detail, Captured) {
+        known(crate::addr::parse(text).unwrap())
+    }
+
+    fn addr_message(name: CallName, fd: c_int, text: &str, errno: c_int, context: Context) -> String {
+        let (detail, captured) = addr(text);
+        message_about(Call::on(name, fd, detail), captured, errno, context)
     }
 
     #[test]
     fn connect_refused_names_address() {
-        let m = message(
-            Call::on(CallName::Connect, 3, Detail::Addr(addr("127.0.0.1:9"))),
-            libc::ECONNREFUSED,
-            Context::None,
-        );
+        let m = addr_message(CallName::Connect, 3, "127.0.0.1:9", libc::ECONNREFUSED, Context::None);
         assert!(
             m.starts_with(
                 "ss_connect(fd 3, 127.0.0.1:9): Connection refused (ECONNREFUSED): nothing listens on 127.0.0.1:9"
@@ -434,27 +453,15 @@ mod tests {
 
     #[test]
     fn bind_in_use_suggests_reuseaddr() {
-        let m = message(
-            Call::on(CallName::Bind, 3, Detail::Addr(addr("0.0.0.0:8080"))),
-            libc::EADDRINUSE,
-            Context::None,
-        );
+        let m = addr_message(CallName::Bind, 3, "0.0.0.0:8080", libc::EADDRINUSE, Context::None);
         assert!(m.starts_with("ss_bind(fd 3, 0.0.0.0:8080): Address already in use (EADDRINUSE): another socket holds this port; set SO_REUSEADDR"), "{m}");
     }
 
     #[test]
     fn eacces_low_port_explains_privilege() {
-        let m = message(
-            Call::on(CallName::Bind, 3, Detail::Addr(addr("0.0.0.0:80"))),
-            libc::EACCES,
-            Context::None,
-        );
+        let m = addr_message(CallName::Bind, 3, "0.0.0.0:80", libc::EACCES, Context::None);
         assert!(m.contains("ports below 1024 need privileges"), "{m}");
-        let m = message(
-            Call::on(CallName::Bind, 3, Detail::Addr(addr("0.0.0.0:8080"))),
-            libc::EACCES,
-            Context::None,
-        );
+        let m = addr_message(CallName::Bind, 3, "0.0.0.0:8080", libc::EACCES, Context::None);
         assert!(!m.contains("below 1024"), "{m}");
     }
 
@@ -493,9 +500,10 @@ mod tests {
         .bytes()
         .to_vec();
         bytes.truncate(8);
-        let a = AddrArg::known(AddrCopy::from_bytes(&bytes));
-        let m = message(
-            Call::on(CallName::Connect, 4, Detail::Addr(a)),
+        let (detail, captured) = known(AddrCopy::from_bytes(&bytes));
+        let m = message_about(
+            Call::on(CallName::Connect, 4, detail),
+            captured,
             libc::EINVAL,
             Context::None,
         );
@@ -504,12 +512,7 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("addrlen 8 does not fit AF_INET"), "{m}");
-        let v6 = addr("[::1]:80");
-        let m = message(
-            Call::on(CallName::Connect, 4, Detail::Addr(v6)),
-            libc::EAFNOSUPPORT,
-            Context::None,
-        );
+        let m = addr_message(CallName::Connect, 4, "[::1]:80", libc::EAFNOSUPPORT, Context::None);
         assert!(m.contains("does not match the socket's"), "{m}");
     }
 
@@ -563,21 +566,28 @@ mod tests {
 
     #[test]
     fn text_arguments_are_quoted_and_notes_shown() {
-        let call = Call::no_fd(CallName::TcpListen, Detail::Text(TextCopy::new(Some(b"1.2.3.4:99999"))));
-        let m = message(call, libc::EINVAL, Context::Note("the port must be a number"));
+        let call = Call::no_fd(CallName::TcpListen, Detail::Text);
+        let text = Captured::Text(TextCopy::new(Some(b"1.2.3.4:99999")));
+        let m = message_about(call, text, libc::EINVAL, Context::Note("the port must be a number"));
         assert_eq!(
             m,
             "ss_tcp_listen(\"1.2.3.4:99999\"): Invalid argument (EINVAL): the port must be a number"
         );
-        let call = Call::no_fd(CallName::TcpListen, Detail::Text(TextCopy::new(None)));
-        assert!(message(call, libc::EINVAL, Context::None).starts_with("ss_tcp_listen(NULL)"));
+        let call = Call::no_fd(CallName::TcpListen, Detail::Text);
+        let null = Captured::Text(TextCopy::new(None));
+        assert!(message_about(call, null, libc::EINVAL, Context::None).starts_with("ss_tcp_listen(NULL)"));
     }
 
     #[test]
     fn long_arguments_never_push_out_the_errno_name() {
         let text = [0x18u8; 96];
-        let call = Call::no_fd(CallName::TcpConnect, Detail::Text(TextCopy::new(Some(&text))));
-        let m = message(call, libc::EINVAL, Context::None);
+        let call = Call::no_fd(CallName::TcpConnect, Detail::Text);
+        let m = message_about(
+            call,
+            Captured::Text(TextCopy::new(Some(&text))),
+            libc::EINVAL,
+            Context::None,
+        );
         assert!(m.contains("(EINVAL)"), "{m}");
         assert!(m.len() < 512, "{m}");
     }

@@ -14,7 +14,7 @@ use core::ffi::c_int;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
-use crate::call::{Call, CallName, Detail};
+use crate::call::{Call, CallName, Captured, Detail};
 use crate::error::Errno;
 use crate::fmtbuf::FixedBuf;
 use crate::{message, tcp};
@@ -90,10 +90,10 @@ fn emit(bytes: &[u8]) {
 /// Writes the line for a finished call: its result (`value` on success) and,
 /// for TCP sockets, the connection state now. Leaves `errno` as it found it.
 #[cold]
-pub fn line(call: &Call, outcome: Result<i64, Errno>) {
+pub fn line(call: &Call, captured: &Captured, outcome: Result<i64, Errno>) {
     let saved = Errno::last();
     let mut out = FixedBuf::<640>::new();
-    let _ = write_line(&mut out, call, outcome);
+    let _ = write_line(&mut out, call, captured, outcome);
     let _ = out.write_char('\n');
     if out.is_truncated() {
         let _ = out.write_str("\n");
@@ -102,9 +102,14 @@ pub fn line(call: &Call, outcome: Result<i64, Errno>) {
     saved.set();
 }
 
-fn write_line(out: &mut FixedBuf<640>, call: &Call, outcome: Result<i64, Errno>) -> core::fmt::Result {
+fn write_line(
+    out: &mut FixedBuf<640>,
+    call: &Call,
+    captured: &Captured,
+    outcome: Result<i64, Errno>,
+) -> core::fmt::Result {
     out.write_str("safesock: ")?;
-    message::write_call_bounded(out, call)?;
+    message::write_call_bounded(out, call, captured)?;
     match outcome {
         Ok(value) => write!(out, " = {value}")?,
         Err(e) => {

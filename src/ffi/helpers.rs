@@ -6,7 +6,7 @@ use core::ffi::{c_char, c_int, c_void};
 use libc::{sockaddr, sockaddr_storage, socklen_t, ssize_t};
 
 use super::{Reported, boundary, contained};
-use crate::call::{AddrArg, Call, CallName, Detail, TextCopy};
+use crate::call::{AddrArg, Call, CallName, Captured, Detail, TextCopy};
 use crate::chores;
 use crate::mem::{UserIn, UserOut};
 use crate::socket::Fd;
@@ -36,7 +36,7 @@ pub const SS_TCP_LISTEN: c_int = 10;
 pub const SS_TCP_CLOSING: c_int = 11;
 
 /// Reads the address text at `ptr` and describes it for messages.
-fn text_arg(ptr: *const c_char) -> (Result<Vec<u8>, Reported>, impl Fn() -> Detail) {
+fn text_arg(ptr: *const c_char) -> (Result<Vec<u8>, Reported>, impl FnOnce(&mut Captured) -> Detail) {
     let text = chores::read_text(ptr);
     let shown = match &text {
         _ if ptr.is_null() => TextCopy::new(None),
@@ -46,7 +46,11 @@ fn text_arg(ptr: *const c_char) -> (Result<Vec<u8>, Reported>, impl Fn() -> Deta
             None => TextCopy::new(Some(b"<unreadable text>")),
         },
     };
-    (text, move || Detail::Text(shown))
+    let detail = move |captured: &mut Captured| {
+        *captured = Captured::Text(shown);
+        Detail::Text
+    };
+    (text, detail)
 }
 
 /// Opens a TCP socket listening on `addr` with `SO_REUSEADDR` set.
@@ -72,7 +76,7 @@ pub unsafe extern "C" fn ss_tcp_listen(addr: *const c_char, backlog: c_int) -> c
     boundary(
         -1,
         || chores::tcp_listen(&text.clone()?, backlog),
-        move || Call::no_fd(CallName::TcpListen, detail()),
+        move |captured| Call::no_fd(CallName::TcpListen, detail(captured)),
     )
 }
 
@@ -96,7 +100,7 @@ pub unsafe extern "C" fn ss_tcp_connect(addr: *const c_char, timeout_ms: c_int) 
     boundary(
         -1,
         || chores::tcp_connect(&text.clone()?, timeout_ms),
-        move || Call::no_fd(CallName::TcpConnect, detail()),
+        move |captured| Call::no_fd(CallName::TcpConnect, detail(captured)),
     )
 }
 
@@ -112,7 +116,7 @@ pub unsafe extern "C" fn ss_udp_bind(addr: *const c_char) -> c_int {
     boundary(
         -1,
         || chores::udp_bind(&text.clone()?),
-        move || Call::no_fd(CallName::UdpBind, detail()),
+        move |captured| Call::no_fd(CallName::UdpBind, detail(captured)),
     )
 }
 
@@ -134,7 +138,7 @@ pub unsafe extern "C" fn ss_send_all(fd: c_int, buf: *const c_void, len: usize) 
     boundary(
         fd,
         || chores::send_all(Fd(fd), from),
-        move || Call::on(CallName::SendAll, fd, Detail::Count(len)),
+        move |_| Call::on(CallName::SendAll, fd, Detail::Count(len)),
     )
 }
 
@@ -156,7 +160,7 @@ pub unsafe extern "C" fn ss_recv_exact(fd: c_int, buf: *mut c_void, len: usize) 
     boundary(
         fd,
         || chores::recv_exact(Fd(fd), into),
-        move || Call::on(CallName::RecvExact, fd, Detail::Count(len)),
+        move |_| Call::on(CallName::RecvExact, fd, Detail::Count(len)),
     )
 }
 
@@ -189,7 +193,7 @@ pub unsafe extern "C" fn ss_addr_parse(
     boundary(
         -1,
         || chores::addr_parse(&input.clone()?, out, outlen),
-        move || Call::no_fd(CallName::AddrParse, detail()),
+        move |captured| Call::no_fd(CallName::AddrParse, detail(captured)),
     )
 }
 
@@ -215,7 +219,7 @@ pub unsafe extern "C" fn ss_addr_format(
     boundary(
         -1,
         || chores::addr_format(addr, addrlen, buf, buflen),
-        move || {
+        move |_| {
             Call::no_fd(
                 CallName::AddrFormat,
                 Detail::Format(AddrArg::raw(addr, addrlen), buflen),
@@ -231,7 +235,7 @@ pub extern "C" fn ss_local_port(fd: c_int) -> c_int {
     boundary(
         fd,
         || chores::local_port(Fd(fd)),
-        move || Call::on(CallName::LocalPort, fd, Detail::None),
+        move |_| Call::on(CallName::LocalPort, fd, Detail::None),
     )
 }
 
@@ -243,7 +247,7 @@ pub extern "C" fn ss_tcp_state(fd: c_int) -> c_int {
     boundary(
         fd,
         || chores::tcp_state(Fd(fd)),
-        move || Call::on(CallName::TcpState, fd, Detail::None),
+        move |_| Call::on(CallName::TcpState, fd, Detail::None),
     )
 }
 

@@ -23,7 +23,7 @@ pub unsafe extern "C" fn ss_read(fd: c_int, buf: *mut c_void, count: usize) -> s
     boundary(
         fd,
         || socket::read(Fd(fd), into),
-        move || Call::on(CallName::Read, fd, Detail::Count(count)),
+        move |_| Call::on(CallName::Read, fd, Detail::Count(count)),
     )
 }
 
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn ss_write(fd: c_int, buf: *const c_void, count: usize) -
     boundary(
         -1,
         || socket::write(Fd(fd), from),
-        move || Call::on(CallName::Write, fd, Detail::Count(count)),
+        move |_| Call::on(CallName::Write, fd, Detail::Count(count)),
     )
 }
 
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn ss_recv(sockfd: c_int, buf: *mut c_void, len: usize, fl
     boundary(
         sockfd,
         || socket::recv(Fd(sockfd), into, flags),
-        move || Call::on(CallName::Recv, sockfd, Detail::CountFlags(len, flags)),
+        move |_| Call::on(CallName::Recv, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn ss_send(sockfd: c_int, buf: *const c_void, len: usize, 
     boundary(
         sockfd,
         || socket::send(Fd(sockfd), from, flags),
-        move || Call::on(CallName::Send, sockfd, Detail::CountFlags(len, flags)),
+        move |_| Call::on(CallName::Send, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn ss_readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -
     boundary(
         fd,
         || socket::readv(Fd(fd), bufs),
-        move || Call::on(CallName::Readv, fd, Detail::Iov(iovcnt)),
+        move |_| Call::on(CallName::Readv, fd, Detail::Iov(iovcnt)),
     )
 }
 
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn ss_writev(fd: c_int, iov: *const iovec, iovcnt: c_int) 
     boundary(
         -1,
         || socket::writev(Fd(fd), bufs),
-        move || Call::on(CallName::Writev, fd, Detail::Iov(iovcnt)),
+        move |_| Call::on(CallName::Writev, fd, Detail::Iov(iovcnt)),
     )
 }
 
@@ -130,7 +130,7 @@ pub unsafe extern "C" fn ss_recvmsg(sockfd: c_int, msg: *mut msghdr, flags: c_in
     boundary(
         sockfd,
         || socket::recvmsg(Fd(sockfd), header, flags),
-        move || Call::on(CallName::Recvmsg, sockfd, Detail::Flags(flags)),
+        move |_| Call::on(CallName::Recvmsg, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn ss_sendmsg(sockfd: c_int, msg: *const msghdr, flags: c_
     boundary(
         sockfd,
         || socket::sendmsg(Fd(sockfd), header, flags),
-        move || Call::on(CallName::Sendmsg, sockfd, Detail::Flags(flags)),
+        move |_| Call::on(CallName::Sendmsg, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -171,7 +171,7 @@ pub unsafe extern "C" fn ss_recvfrom(
     boundary(
         sockfd,
         || socket::recvfrom(Fd(sockfd), into, flags, from),
-        move || Call::on(CallName::Recvfrom, sockfd, Detail::CountFlags(len, flags)),
+        move |_| Call::on(CallName::Recvfrom, sockfd, Detail::CountFlags(len, flags)),
     )
 }
 
@@ -195,7 +195,7 @@ pub unsafe extern "C" fn ss_sendto(
     boundary(
         sockfd,
         || socket::sendto(Fd(sockfd), from, flags, to),
-        move || {
+        move |_| {
             Call::on(
                 CallName::Sendto,
                 sockfd,

@@ -18,7 +18,7 @@ pub extern "C" fn ss_socket(domain: c_int, r#type: c_int, protocol: c_int) -> c_
     boundary(
         -1,
         || socket::socket(domain, r#type, protocol),
-        move || {
+        move |_| {
             Call::no_fd(
                 CallName::Socket,
                 Detail::Create {
@@ -45,7 +45,7 @@ pub unsafe extern "C" fn ss_socketpair(domain: c_int, r#type: c_int, protocol: c
     boundary(
         -1,
         || socket::socketpair(domain, r#type, protocol, sv),
-        move || {
+        move |_| {
             Call::no_fd(
                 CallName::Socketpair,
                 Detail::Create {
@@ -73,7 +73,7 @@ pub unsafe extern "C" fn ss_bind(sockfd: c_int, addr: *const sockaddr, addrlen: 
     boundary(
         sockfd,
         || socket::bind(Fd(sockfd), to),
-        move || Call::on(CallName::Bind, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
+        move |_| Call::on(CallName::Bind, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -85,7 +85,7 @@ pub extern "C" fn ss_listen(sockfd: c_int, backlog: c_int) -> c_int {
     boundary(
         sockfd,
         || socket::listen(Fd(sockfd), backlog),
-        move || Call::on(CallName::Listen, sockfd, Detail::Backlog(backlog)),
+        move |_| Call::on(CallName::Listen, sockfd, Detail::Backlog(backlog)),
     )
 }
 
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn ss_connect(sockfd: c_int, addr: *const sockaddr, addrle
     boundary(
         sockfd,
         || socket::connect(Fd(sockfd), to),
-        move || Call::on(CallName::Connect, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
+        move |_| Call::on(CallName::Connect, sockfd, Detail::Addr(AddrArg::raw(addr, addrlen))),
     )
 }
 
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn ss_accept(sockfd: c_int, addr: *mut sockaddr, addrlen: 
     boundary(
         sockfd,
         || socket::accept4(Fd(sockfd), peer, 0),
-        move || Call::on(CallName::Accept, sockfd, Detail::None),
+        move |_| Call::on(CallName::Accept, sockfd, Detail::None),
     )
 }
 
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn ss_accept4(
     boundary(
         sockfd,
         || socket::accept4(Fd(sockfd), peer, flags),
-        move || Call::on(CallName::Accept4, sockfd, Detail::Flags(flags)),
+        move |_| Call::on(CallName::Accept4, sockfd, Detail::Flags(flags)),
     )
 }
 
@@ -161,7 +161,7 @@ pub extern "C" fn ss_shutdown(sockfd: c_int, how: c_int) -> c_int {
     boundary(
         sockfd,
         || socket::shutdown(Fd(sockfd), how),
-        move || Call::on(CallName::Shutdown, sockfd, Detail::How(how)),
+        move |_| Call::on(CallName::Shutdown, sockfd, Detail::How(how)),
     )
 }
 
@@ -193,6 +193,6 @@ fn close_reporting(fd: c_int, before: Option<c_int>) -> c_int {
     boundary(
         -1,
         || socket::close(Fd(fd)),
-        move || Call::on(CallName::Close, fd, Detail::Closing(before)),
+        move |_| Call::on(CallName::Close, fd, Detail::Closing(before)),
     )
 }

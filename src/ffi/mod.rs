@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use libc::ssize_t;
 
-use crate::call::{Call, Context, Failure};
+use crate::call::{Call, Captured, Context};
 use crate::error::{self, Errno};
 use crate::socket::Fd;
 use crate::{fdtable, trace};
@@ -111,7 +111,8 @@ impl From<Errno> for Reported {
 /// Runs `body` for an exported function and reports its outcome to C.
 ///
 /// `used_fd` is the descriptor a success marks as in use (`-1` for none);
-/// `describe` builds the [`Call`] only when a message or trace line needs it.
+/// `describe` builds the [`Call`] only when a message or trace line needs it
+/// (a helper also stores its text argument in the [`Captured`] it is given).
 /// The success path is inlined into each exported function; everything a
 /// failure or a trace line needs happens out of line.
 #[inline(always)]
@@ -120,7 +121,7 @@ where
     T: IntoC<R>,
     R: CReturn,
     E: Into<Reported>,
-    D: FnOnce() -> Call,
+    D: FnOnce(&mut Captured) -> Call,
 {
     match catch_unwind(AssertUnwindSafe(|| {
         #[cfg(test)]
@@ -154,43 +155,40 @@ where
 
 #[cold]
 #[inline(never)]
-fn trace_success(describe: impl FnOnce() -> Call, value: i64) {
+fn trace_success(describe: impl FnOnce(&mut Captured) -> Call, value: i64) {
     if !trace::enabled() {
         return;
     }
-    let mut call = describe();
-    if let Some(a) = call.detail.addr_mut() {
-        a.capture(None);
+    let mut captured = Captured::Nothing;
+    let call = describe(&mut captured);
+    if let Captured::Nothing = captured {
+        captured = Captured::address_of(&call.detail, None);
     }
-    trace::line(&call, Ok(value));
+    trace::line(&call, &captured, Ok(value));
 }
 
-/// Builds the call's description out of line, so that the exported
-/// function's own frame holds nothing for failures.
+/// Records the failure in this thread's record, in place, and sets `errno`.
 #[cold]
 #[inline(never)]
-fn failed(describe: impl FnOnce() -> Call, why: impl Into<Reported>) {
-    report_failure(describe(), why.into());
-}
-
-#[cold]
-#[inline(never)]
-fn report_failure(mut call: Call, why: Reported) {
-    if let Some(a) = call.detail.addr_mut() {
-        a.capture(Some(why.errno));
-    }
-    let context = match why.context {
-        Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(call.fd) => Context::ClosedBySafesock,
-        other => other,
-    };
-    error::record(Failure {
-        call,
-        errno: why.errno,
-        context,
+fn failed(describe: impl FnOnce(&mut Captured) -> Call, why: impl Into<Reported>) {
+    let why = why.into();
+    error::record_with(|slot| {
+        slot.captured = Captured::Nothing;
+        slot.call = describe(&mut slot.captured);
+        if let Captured::Nothing = slot.captured {
+            slot.captured = Captured::address_of(&slot.call.detail, Some(why.errno));
+        }
+        slot.errno = why.errno;
+        slot.context = match why.context {
+            Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(slot.call.fd) => {
+                Context::ClosedBySafesock
+            }
+            other => other,
+        };
+        if trace::enabled() {
+            trace::line(&slot.call, &slot.captured, Err(why.errno));
+        }
     });
-    if trace::enabled() {
-        trace::line(&call, Err(why.errno));
-    }
     why.errno.set();
 }
 

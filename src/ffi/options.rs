@@ -22,7 +22,7 @@ pub unsafe extern "C" fn ss_getsockname(sockfd: c_int, addr: *mut sockaddr, addr
     boundary(
         sockfd,
         || socket::getsockname(Fd(sockfd), out),
-        move || Call::on(CallName::Getsockname, sockfd, Detail::None),
+        move |_| Call::on(CallName::Getsockname, sockfd, Detail::None),
     )
 }
 
@@ -38,7 +38,7 @@ pub unsafe extern "C" fn ss_getpeername(sockfd: c_int, addr: *mut sockaddr, addr
     boundary(
         sockfd,
         || socket::getpeername(Fd(sockfd), out),
-        move || Call::on(CallName::Getpeername, sockfd, Detail::None),
+        move |_| Call::on(CallName::Getpeername, sockfd, Detail::None),
     )
 }
 
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn ss_getsockopt(
     boundary(
         sockfd,
         || socket::getsockopt(Fd(sockfd), level, optname, out),
-        move || Call::on(CallName::Getsockopt, sockfd, Detail::Opt { level, name: optname }),
+        move |_| Call::on(CallName::Getsockopt, sockfd, Detail::Opt { level, name: optname }),
     )
 }
 
@@ -83,6 +83,6 @@ pub unsafe extern "C" fn ss_setsockopt(
     boundary(
         sockfd,
         || socket::setsockopt(Fd(sockfd), level, optname, value),
-        move || Call::on(CallName::Setsockopt, sockfd, Detail::Opt { level, name: optname }),
+        move |_| Call::on(CallName::Setsockopt, sockfd, Detail::Opt { level, name: optname }),
     )
 }
