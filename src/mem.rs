@@ -381,12 +381,31 @@ impl<'a> UserMsgMut<'a> {
     /// `recvmsg` must just have succeeded with this header: the kernel then
     /// wrote `msg_controllen` back into it and wrote that many bytes of
     /// control messages into `msg_control`, so both are mapped.
-    pub unsafe fn for_each_received_fd_after_success(&self, mut each: impl FnMut(c_int)) {
+    #[inline(always)]
+    pub unsafe fn for_each_received_fd_after_success(&self, each: impl FnMut(c_int)) {
+        // SAFETY: the kernel just updated this header (see the function
+        // contract); only the two fields that say whether control data came.
+        let (control, controllen) = unsafe {
+            (
+                core::ptr::read_unaligned(&raw const (*self.ptr).msg_control),
+                core::ptr::read_unaligned(&raw const (*self.ptr).msg_controllen),
+            )
+        };
+        if controllen != 0 && !control.is_null() {
+            // SAFETY: as this function's contract.
+            unsafe { self.walk_received_fds(each) }
+        }
+    }
+
+    /// [`Self::for_each_received_fd_after_success`] once control data came.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::for_each_received_fd_after_success`].
+    #[inline(never)]
+    unsafe fn walk_received_fds(&self, mut each: impl FnMut(c_int)) {
         // SAFETY: the kernel just updated this header (see the function contract).
         let msg = unsafe { core::ptr::read_unaligned(self.ptr) };
-        if msg.msg_controllen == 0 || msg.msg_control.is_null() {
-            return;
-        }
         // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR only read inside
         // msg_control[..msg_controllen], which the kernel just wrote.
         let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };

@@ -49,10 +49,11 @@ pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> Result<Fd> {
 pub fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: UserPair<'_>) -> Result<c_int> {
     // SAFETY: UserPair carries caller memory the kernel may write.
     let ret = unsafe { sys::socketpair(domain, ty | libc::SOCK_CLOEXEC, protocol, sv.ptr) }?;
+    let kind = kind_for(domain, ty);
     // SAFETY: socketpair just succeeded and wrote both entries.
-    for fd in unsafe { sv.read_after_success() } {
-        fdtable::handed_out(fd, kind_for(domain, ty));
-    }
+    let [first, second] = unsafe { sv.read_after_success() };
+    fdtable::handed_out(first, kind);
+    fdtable::handed_out(second, kind);
     Ok(ret)
 }
 
@@ -73,18 +74,23 @@ pub fn connect(fd: Fd, addr: UserAddr<'_>) -> Result<c_int> {
     unsafe { sys::connect(fd.0, addr.ptr, addr.len) }
 }
 
-/// `accept4` with close-on-exec added to `flags`.
+/// `accept4` with close-on-exec added to `flags`; marks the listener in use.
 #[inline(always)]
 pub fn accept4(fd: Fd, peer: UserAddrOut<'_>, flags: c_int) -> Result<Fd> {
     // SAFETY: UserAddrOut carries caller memory the kernel may write.
     let new = unsafe { sys::accept4(fd.0, peer.ptr, peer.len, flags | libc::SOCK_CLOEXEC) }?;
     // A connection has the listener's type: a stream listener made by
     // ss_socket gives stream sockets; otherwise the first write asks.
-    let kind = match fdtable::write_kind(fd.0) {
+    let listener = fdtable::entry(fd.0);
+    let kind = match listener.write_kind() {
         WriteKind::NoSignal => WriteKind::NoSignal,
         _ => WriteKind::Unknown,
     };
     fdtable::handed_out(new, kind);
+    // The listener was used successfully (the boundary leaves this to us).
+    if listener.is_closed() {
+        fdtable::mark_used(fd.0);
+    }
     Ok(Fd(new))
 }
 
@@ -234,5 +240,51 @@ mod tests {
         let fresh = 2_900_000;
         assert_eq!(close(Fd(fresh)), Err(Errno(libc::EBADF)));
         assert!(!fdtable::is_closed(fresh), "a kernel EBADF is not a safesock close");
+    }
+
+    /// `ss_accept` leaves marking the listener to `accept4`: a successful
+    /// accept on a number `ss_close` had marked closed (reused behind
+    /// safesock's back) makes it closable again, and the connection inherits
+    /// the listener's stream kind.
+    #[test]
+    fn accept_marks_the_listener_in_use() {
+        let listener = socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
+        let mut sin: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let sa = (&raw const sin).cast::<libc::sockaddr>();
+        // SAFETY: a local address of the size given.
+        unsafe { bind(listener, UserAddr::from_c(sa, len)) }.unwrap();
+        listen(listener, 1).unwrap();
+        let mut bound = sin;
+        let mut bound_len = len;
+        let bound_ptr = (&raw mut bound).cast::<libc::sockaddr>();
+        // SAFETY: local out-parameters of the sizes given.
+        unsafe { getsockname(listener, UserAddrOut::from_c(bound_ptr, &mut bound_len)) }.unwrap();
+        let client = socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        // SAFETY: the listener's own address, of the size given.
+        unsafe { connect(client, UserAddr::from_c(bound_ptr, bound_len)) }.unwrap();
+
+        assert_eq!(fdtable::begin_close(listener.0), fdtable::CloseTicket::Proceed);
+        fdtable::set_write_kind(listener.0, WriteKind::NoSignal);
+        // SAFETY: NULL address and length: the kernel writes nothing.
+        let conn = unsafe {
+            accept4(
+                listener,
+                UserAddrOut::from_c(core::ptr::null_mut(), core::ptr::null_mut()),
+                0,
+            )
+        };
+        let conn = conn.unwrap();
+        assert!(
+            !fdtable::is_closed(listener.0),
+            "a successful accept marks the listener in use"
+        );
+        assert_eq!(fdtable::write_kind(conn.0), WriteKind::NoSignal);
+        for fd in [conn, client, listener] {
+            close(fd).unwrap();
+        }
     }
 }

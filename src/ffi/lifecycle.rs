@@ -123,8 +123,9 @@ pub unsafe extern "C" fn ss_connect(sockfd: c_int, addr: *const sockaddr, addrle
 pub unsafe extern "C" fn ss_accept(sockfd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
     // SAFETY: the kernel checks both pointers.
     let peer = unsafe { UserAddrOut::from_c(addr, addrlen) };
+    // -1: the accept marks the listener in use itself, with the lookup it makes anyway.
     boundary(
-        sockfd,
+        -1,
         || socket::accept4(Fd(sockfd), peer, 0),
         move |_| Call::on(CallName::Accept, sockfd, Detail::None),
     )
@@ -145,8 +146,9 @@ pub unsafe extern "C" fn ss_accept4(
 ) -> c_int {
     // SAFETY: the kernel checks both pointers.
     let peer = unsafe { UserAddrOut::from_c(addr, addrlen) };
+    // -1: the accept marks the listener in use itself, with the lookup it makes anyway.
     boundary(
-        sockfd,
+        -1,
         || socket::accept4(Fd(sockfd), peer, flags),
         move |_| Call::on(CallName::Accept4, sockfd, Detail::Flags(flags)),
     )
