@@ -472,8 +472,8 @@ def fd_memory(opts):
         heap = med("ss", when, 1) - med("libc", when, 1)
         when_text = "opening" if when == "open" else "closing all"
         print(f"  after {when_text:<12} RSS {rss:+.0f} KiB, heap {heap:+.0f} bytes")
-    print("  theory: one byte per descriptor number, in chunks that double (1 KiB for 0..1023, then 1, 2, 4, 8 KiB);"
-          " numbers up to 16383 cost 16 KiB, allocated once and kept.")
+    print("  theory: one byte per descriptor number, in chunks that double: 0..1023 a static 1 KiB array (zero pages,"
+          " mapped when touched), then 1, 2, 4, 8 KiB from the heap; numbers up to 16383 cost 16 KiB, kept.")
 
 
 # ---- Main ----------------------------------------------------------------------------

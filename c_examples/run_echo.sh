@@ -10,66 +10,23 @@
 # exited 0. The server is killed whenever this script exits early, and the
 # temporary directory is removed.
 #
-# Environment:
-#   EXAMPLES_BUILD   directory holding the built programs (default: ./build
-#                    next to this script)
-#   EXAMPLES_WRAPPER a command to run each program under (make valgrind sets
-#                    it to valgrind.sh); empty: run them directly
+# Environment (and EXAMPLES_BUILD, EXAMPLES_WRAPPER: see server_lib.sh):
 #   ECHO_PORT_OUT    if set, the server's port is also copied to this file
 #                    (check_refused.sh uses it)
 #   SAFESOCK_TRACE   passed on to both programs (1: trace to stderr)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${EXAMPLES_BUILD:-$here/build}
-wrapper=${EXAMPLES_WRAPPER:-}
+script=run_echo
+. "$here/server_lib.sh"
 count=${1:-3}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/safesock-echo.XXXXXX")
-server_pid=
-
-# On any exit: stop the server if it still runs, remove the temporary files.
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-# A signal ends the script through `exit`, which runs the EXIT trap above.
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-    echo "run_echo: $*" >&2
-    exit 1
-}
-
-for program in echo_server echo_client; do
-    [ -x "$build/$program" ] || fail "$build/$program is missing; run 'make' first"
-done
+require_programs echo_server echo_client
 
 # Serve one client; give up if anything waits longer than 10 s.
 ${wrapper:+"$wrapper"} "$build/echo_server" -n 1 -t 10 -p "$tmp/port" &
 server_pid=$!
-
-# The server writes its port file only once it is listening. Poll for it,
-# at most 100 times 0.1 s, and stop early if the server has already died.
-tries=0
-while [ ! -s "$tmp/port" ]; do
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        status=0
-        wait "$server_pid" || status=$?
-        server_pid=
-        fail "the server exited (status $status) before it listened"
-    fi
-    tries=$((tries + 1))
-    [ "$tries" -le 100 ] || fail "the server did not listen within 10 s"
-    sleep 0.1 2>/dev/null || sleep 1 # fractional sleep is not POSIX
-done
-port=$(cat "$tmp/port")
+wait_for_port || fail "the server exited (status $server_status) before it listened"
 if [ -n "${ECHO_PORT_OUT:-}" ]; then
     echo "$port" >"$ECHO_PORT_OUT"
 fi
@@ -81,11 +38,7 @@ if [ "$client_status" -ne 0 ]; then
     fail "the client failed (status $client_status)"
 fi
 
-# The client has closed, so the server finishes on its own; its timeouts
-# bound this wait.
-server_status=0
-wait "$server_pid" || server_status=$?
-server_pid=
-[ "$server_status" -eq 0 ] || fail "the server failed (status $server_status)"
+# The client has closed, so the server finishes on its own.
+wait_server TCP
 
 echo "run_echo: OK: $count line(s) echoed; client and server both exited 0"

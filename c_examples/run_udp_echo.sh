@@ -11,40 +11,15 @@
 # loopback, the server exits 77 and that part prints "skipped" and counts
 # as passed. Exits 0 only if every part that ran passed.
 #
-# Environment:
-#   EXAMPLES_BUILD    directory holding the built programs (default: ./build)
-#   EXAMPLES_WRAPPER  a command to run each program under (make valgrind
-#                     sets it to valgrind.sh); empty: run them directly
+# Environment: EXAMPLES_BUILD, EXAMPLES_WRAPPER (see server_lib.sh).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${EXAMPLES_BUILD:-$here/build}
-wrapper=${EXAMPLES_WRAPPER:-}
+script=run_udp_echo
+. "$here/server_lib.sh"
 count=${1:-3}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/safesock-udp.XXXXXX")
-server_pid=
-
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-    echo "run_udp_echo: $*" >&2
-    exit 1
-}
-
-for program in udp_echo_server udp_echo_client; do
-    [ -x "$build/$program" ] || fail "$build/$program is missing; run 'make' first"
-done
+require_programs udp_echo_server udp_echo_client
 
 # run_pair NAME BIND_ADDRESS CONNECT_HOST: one server and one client.
 # Returns 0 when both passed, 77 when the server skipped.
@@ -53,30 +28,16 @@ run_pair() {
     rm -f "$tmp/port"
     ${wrapper:+"$wrapper"} "$build/udp_echo_server" -t 10 -p "$tmp/port" "$bind" &
     server_pid=$!
-
-    tries=0
-    while [ ! -s "$tmp/port" ]; do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            status=0
-            wait "$server_pid" || status=$?
-            server_pid=
-            [ "$status" -eq 77 ] && return 77
-            fail "$name: the server exited (status $status) before it was bound"
-        fi
-        tries=$((tries + 1))
-        [ "$tries" -le 100 ] || fail "$name: the server was not bound within 10 s"
-        sleep 0.1 2>/dev/null || sleep 1
-    done
-    port=$(cat "$tmp/port")
+    if ! wait_for_port; then
+        [ "$server_status" -eq 77 ] && return 77
+        fail "$name: the server exited (status $server_status) before it was bound"
+    fi
 
     status=0
     ${wrapper:+"$wrapper"} "$build/udp_echo_client" "$host:$port" "$count" || status=$?
     [ "$status" -eq 0 ] || fail "$name: the client failed (status $status)"
 
-    status=0
-    wait "$server_pid" || status=$?
-    server_pid=
-    [ "$status" -eq 0 ] || fail "$name: the server failed (status $status)"
+    wait_server "$name"
     return 0
 }
 
