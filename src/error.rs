@@ -266,9 +266,12 @@ pub fn record_with(fill: impl FnOnce(&mut Failure)) {
         if let Ok(mut last) = last.try_borrow_mut()
             && let Some(fill) = fill.take()
         {
+            // Until `fill` returns the record is half old, half new: a panic
+            // in between (contained by the caller) leaves it empty.
+            last.recorded = false;
+            last.text_is_current = false;
             fill(&mut last.failure);
             last.recorded = true;
-            last.text_is_current = false;
         }
     });
     if let Some(fill) = fill {

@@ -235,7 +235,7 @@ pub struct Entry(u8);
 
 impl Entry {
     /// Whether the number is known as a stream socket ([`WriteKind::NoSignal`])
-    /// and not marked closed by `ss_close`: the fast path of `ss_write`/`ss_writev`.
+    /// and not marked closed by `ss_close`: the fast path of `ss_write`.
     #[inline(always)]
     pub fn is_known_stream(self) -> bool {
         self.0 == (WriteKind::NoSignal as u8) << KIND_SHIFT

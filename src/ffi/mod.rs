@@ -153,42 +153,52 @@ where
     }
 }
 
+/// Writes the trace line of a success. Reporting never changes an outcome:
+/// a panic here is contained and the caller still gets its value.
 #[cold]
 #[inline(never)]
 fn trace_success(describe: impl FnOnce(&mut Captured) -> Call, value: i64) {
-    if !trace::enabled() {
-        return;
-    }
-    let mut captured = Captured::Nothing;
-    let call = describe(&mut captured);
-    if let Captured::Nothing = captured {
-        captured = Captured::address_of(&call.detail, None);
-    }
-    trace::line(&call, &captured, Ok(value));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !trace::enabled() {
+            return;
+        }
+        let mut captured = Captured::Nothing;
+        let call = describe(&mut captured);
+        if let Captured::Nothing = captured {
+            captured = Captured::address_of(&call.detail, None);
+        }
+        trace::line(&call, &captured, Ok(value));
+    }));
 }
 
-/// Records the failure in this thread's record, in place, and sets `errno`.
+/// Records the failure in this thread's record, in place, writes its trace
+/// line and sets `errno`. A panic while recording or tracing is contained
+/// (the record is then left empty): `errno` is set regardless.
 #[cold]
 #[inline(never)]
 fn failed(describe: impl FnOnce(&mut Captured) -> Call, why: impl Into<Reported>) {
     let why = why.into();
-    error::record_with(|slot| {
-        slot.captured = Captured::Nothing;
-        slot.call = describe(&mut slot.captured);
-        if let Captured::Nothing = slot.captured {
-            slot.captured = Captured::address_of(&slot.call.detail, Some(why.errno));
-        }
-        slot.errno = why.errno;
-        slot.context = match why.context {
-            Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(slot.call.fd) => {
-                Context::ClosedBySafesock
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        error::record_with(|slot| {
+            #[cfg(test)]
+            test_hooks::maybe_panic_in_report();
+            slot.captured = Captured::Nothing;
+            slot.call = describe(&mut slot.captured);
+            if let Captured::Nothing = slot.captured {
+                slot.captured = Captured::address_of(&slot.call.detail, Some(why.errno));
             }
-            other => other,
-        };
-        if trace::enabled() {
-            trace::line(&slot.call, &slot.captured, Err(why.errno));
-        }
-    });
+            slot.errno = why.errno;
+            slot.context = match why.context {
+                Context::None if why.errno.0 == libc::EBADF && fdtable::is_closed(slot.call.fd) => {
+                    Context::ClosedBySafesock
+                }
+                other => other,
+            };
+            if trace::enabled() {
+                trace::line(&slot.call, &slot.captured, Err(why.errno));
+            }
+        })
+    }));
     why.errno.set();
 }
 
@@ -206,11 +216,23 @@ pub mod test_hooks {
 
     thread_local! {
         static PANIC_NEXT: Cell<bool> = const { Cell::new(false) };
+        static PANIC_IN_REPORT: Cell<bool> = const { Cell::new(false) };
     }
 
     /// Arms a panic in the next exported call on this thread.
     pub fn panic_next_call() {
         PANIC_NEXT.with(|p| p.set(true));
+    }
+
+    /// Arms a panic while the next failure on this thread is being recorded.
+    pub fn panic_in_next_report() {
+        PANIC_IN_REPORT.with(|p| p.set(true));
+    }
+
+    pub(super) fn maybe_panic_in_report() {
+        if PANIC_IN_REPORT.with(|p| p.replace(false)) {
+            panic!("injected by test_hooks::panic_in_next_report");
+        }
     }
 
     pub(super) fn maybe_panic() {
@@ -245,6 +267,19 @@ mod tests {
         let r = unsafe { ss_read(0, core::ptr::null_mut(), 0) };
         assert_eq!(r, -1);
         assert_eq!(Errno::last(), Errno(libc::EIO));
+    }
+
+    #[test]
+    fn a_panic_while_reporting_still_returns_the_failure() {
+        assert_eq!(ss_listen(-1, 1), -1);
+        assert!(!last_error().is_empty());
+        test_hooks::panic_in_next_report();
+        let r = ss_listen(-1, 1);
+        assert_eq!((r, Errno::last()), (-1, Errno(libc::EBADF)));
+        assert_eq!(last_error(), "", "a half-written record is not shown");
+        // The next failure is recorded as usual.
+        assert_eq!(ss_listen(-1, 2), -1);
+        assert!(last_error().contains("backlog 2"), "{}", last_error());
     }
 
     #[test]
