@@ -19,7 +19,7 @@ use crate::ffi::Reported;
 use crate::fmtbuf::FixedBuf;
 use crate::mem::{self, UserAddr, UserIn, UserOut};
 use crate::resolve;
-use crate::socket::{self, Fd};
+use crate::socket::{self, Fd, Marking};
 use crate::{fdtable, sys, tcp};
 
 thread_local! {
@@ -187,7 +187,7 @@ pub fn send_all(fd: Fd, buf: UserIn<'_>) -> core::result::Result<usize, Reported
     let mut done = 0;
     set_transferred(0);
     loop {
-        match socket::write(fd, buf.skip(done)) {
+        match socket::write(fd, buf.skip(done), Marking::Never) {
             Ok(n) => {
                 done += n;
                 set_transferred(done);

@@ -47,12 +47,24 @@ const UNSUPPORTED: u8 = 2;
 /// Whether this kernel knows `RWF_NOSIGNAL`; learnt the first time it matters.
 static RWF_NOSIGNAL_SUPPORT: AtomicU8 = AtomicU8::new(UNPROBED);
 
-/// `write`, without SIGPIPE on a socket; marks `fd` in use on success.
+/// Whether a successful write marks the descriptor in use (safety default 3:
+/// "any successful `ss_` call on a number marks it as in use again").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marking {
+    /// `ss_write`/`ss_writev`: their success is the call's success.
+    OnSuccess,
+    /// A helper's inner write (`ss_send_all`): only the helper's own
+    /// success counts, and its boundary marks it.
+    Never,
+}
+
+/// `write`, without SIGPIPE on a socket; marks `fd` in use on success as
+/// `marking` says.
 ///
 /// The stream-socket case, the common one, is inlined into `ss_write`: one
 /// table load and `send`. Everything else is out of line.
 #[inline(always)]
-pub fn write(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
+pub fn write(fd: Fd, buf: UserIn<'_>, marking: Marking) -> Result<usize> {
     // A known stream is not marked closed, so a success has nothing to mark.
     let entry = fdtable::entry(fd.0);
     if buf.len <= MAX_RW_COUNT && entry.is_known_stream() {
@@ -60,26 +72,26 @@ pub fn write(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
         // it went through a failed send on a number reused behind safesock's back.
         let entry_errno = Errno::last();
         return match send_nosignal(fd, buf) {
-            Err(e) if suggests_stale_kind(e) => write_stale(fd, buf, e, entry_errno).unpack(),
+            Err(e) if suggests_stale_kind(e) => write_stale(fd, buf, e, entry_errno, marking).unpack(),
             result => result,
         };
     }
-    write_other(fd, buf, entry).unpack()
+    write_other(fd, buf, entry, marking).unpack()
 }
 
 /// [`write`] after `send` failed in a way that may mean the number no longer
 /// holds the stream socket remembered for it.
 #[cold]
 #[inline(never)]
-fn write_stale(fd: Fd, buf: UserIn<'_>, first_error: Errno, entry_errno: Errno) -> PackedLen {
+fn write_stale(fd: Fd, buf: UserIn<'_>, first_error: Errno, entry_errno: Errno, marking: Marking) -> PackedLen {
     let result = write_after_learning(fd, buf, first_error);
-    PackedLen::pack(used_on_success(fd, keep_errno_on_success(result, entry_errno)))
+    PackedLen::pack(used_on_success(fd, keep_errno_on_success(result, entry_errno), marking))
 }
 
 /// [`write`] to anything but a known stream socket: the steady state for
 /// pipes and files (one `pwritev2`) here, the rest in [`write_slow`].
 #[inline(never)]
-fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry) -> PackedLen {
+fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry, marking: Marking) -> PackedLen {
     if buf.len != 0 && buf.len <= MAX_RW_COUNT && entry.write_kind() == WriteKind::Plain && rwf_nosignal_usable() {
         // Put back if the flag is refused and plain write must do.
         let entry_errno = Errno::last();
@@ -91,35 +103,41 @@ fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry) -> PackedLen {
         // the kernel only reads (as in `write`).
         return match unsafe { sys::pwritev2(fd.0, one.as_ptr(), 1, -1, RWF_NOSIGNAL) } {
             Ok(n) => {
-                if entry.is_closed() {
+                if entry.is_closed() && marking == Marking::OnSuccess {
                     fdtable::mark_used(fd.0);
                 }
                 PackedLen::pack(Ok(n))
             }
             Err(e) if !needs_second_look(e) => PackedLen::pack(Err(e)),
-            Err(e) => after_pwritev2(fd, e, entry_errno, move || write_plain(fd, buf)),
+            Err(e) => after_pwritev2(fd, e, entry_errno, marking, move || write_plain(fd, buf)),
         };
     }
-    write_slow(fd, buf)
+    write_slow(fd, buf, marking)
 }
 
 /// [`write`]/[`writev`] after `pwritev2` failed with `EPIPE` or refused
 /// the flag; `fallback` is the plain call for a refused flag.
 #[cold]
 #[inline(never)]
-fn after_pwritev2(fd: Fd, e: Errno, entry_errno: Errno, fallback: impl FnOnce() -> Result<usize>) -> PackedLen {
+fn after_pwritev2(
+    fd: Fd,
+    e: Errno,
+    entry_errno: Errno,
+    marking: Marking,
+    fallback: impl FnOnce() -> Result<usize>,
+) -> PackedLen {
     let result = match pwritev_failed(fd, e) {
         Some(result) => result,
         None => keep_errno_on_success(fallback(), entry_errno),
     };
-    PackedLen::pack(used_on_success(fd, result))
+    PackedLen::pack(used_on_success(fd, result, marking))
 }
 
 /// [`write`] of a count over [`MAX_RW_COUNT`], of nothing, to a number whose
 /// kind is not known yet, or to a driver that refuses `pwritev2` flags.
 #[cold]
 #[inline(never)]
-fn write_slow(fd: Fd, buf: UserIn<'_>) -> PackedLen {
+fn write_slow(fd: Fd, buf: UserIn<'_>, marking: Marking) -> PackedLen {
     let entry_errno = Errno::last();
     let result = if buf.len > MAX_RW_COUNT {
         keep_errno_on_success(exact_without_sigpipe(fd, || write_plain(fd, buf)), entry_errno)
@@ -134,10 +152,11 @@ fn write_slow(fd: Fd, buf: UserIn<'_>) -> PackedLen {
             }
         }
     };
-    PackedLen::pack(used_on_success(fd, result))
+    PackedLen::pack(used_on_success(fd, result, marking))
 }
 
-/// `writev`, without SIGPIPE on a socket; marks `fd` in use on success.
+/// `writev`, without SIGPIPE on a socket, for `ss_writev`: marks `fd` in use
+/// on success.
 ///
 /// Every kind of descriptor but [`WriteKind::Legacy`] takes
 /// `pwritev2(..., -1, RWF_NOSIGNAL)`, which is `writev` itself: buffers that
@@ -161,7 +180,10 @@ pub fn writev(fd: Fd, iov: UserIov<'_>) -> Result<usize> {
                 Ok(n)
             }
             Err(e) if !needs_second_look(e) => Err(e),
-            Err(e) => after_pwritev2(fd, e, entry_errno, move || writev_without_rwf(fd, iov)).unpack(),
+            Err(e) => after_pwritev2(fd, e, entry_errno, Marking::OnSuccess, move || {
+                writev_without_rwf(fd, iov)
+            })
+            .unpack(),
         };
     }
     writev_other(fd, iov).unpack()
@@ -178,12 +200,13 @@ fn writev_other(fd: Fd, iov: UserIov<'_>) -> PackedLen {
         let entry_errno = Errno::last();
         keep_errno_on_success(writev_without_rwf(fd, iov), entry_errno)
     };
-    PackedLen::pack(used_on_success(fd, result))
+    PackedLen::pack(used_on_success(fd, result, Marking::OnSuccess))
 }
 
-/// Marks `fd` in use for the double-close rule once a write succeeded.
-fn used_on_success(fd: Fd, result: Result<usize>) -> Result<usize> {
-    if result.is_ok() {
+/// Marks `fd` in use for the double-close rule once a write succeeded, if
+/// `marking` says so.
+fn used_on_success(fd: Fd, result: Result<usize>, marking: Marking) -> Result<usize> {
+    if result.is_ok() && marking == Marking::OnSuccess {
         fdtable::mark_used(fd.0);
     }
     result
@@ -452,7 +475,10 @@ mod tests {
         for ty in [libc::SOCK_STREAM, libc::SOCK_SEQPACKET] {
             let sv = pair(ty);
             close(Fd(sv[1])).unwrap();
-            assert_eq!(write(Fd(sv[0]), UserIn::from_slice(b"x")), Err(Errno(libc::EPIPE)));
+            assert_eq!(
+                write(Fd(sv[0]), UserIn::from_slice(b"x"), Marking::OnSuccess),
+                Err(Errno(libc::EPIPE))
+            );
             let iov = [iovec {
                 iov_base: b"y".as_ptr() as *mut _,
                 iov_len: 1,
@@ -494,7 +520,7 @@ mod tests {
                     fdtable::set_write_kind(fd, learnt);
                 }
                 assert!(fdtable::is_closed(fd));
-                assert_eq!(write(Fd(fd), UserIn::from_slice(b"w")), Ok(1));
+                assert_eq!(write(Fd(fd), UserIn::from_slice(b"w"), Marking::OnSuccess), Ok(1));
                 assert!(!fdtable::is_closed(fd), "fd {fd}, kind known {known}: write");
                 assert_eq!(fdtable::write_kind(fd), learnt);
 
@@ -506,6 +532,13 @@ mod tests {
                 assert!(!fdtable::is_closed(fd), "fd {fd}, kind known {known}: writev");
             }
         }
+        // A helper's inner write does not mark: only the helper's success counts.
+        for fd in [p[1], sv[0]] {
+            assert_eq!(fdtable::begin_close(fd), fdtable::CloseTicket::Proceed);
+            assert_eq!(write(Fd(fd), UserIn::from_slice(b"h"), Marking::Never), Ok(1));
+            assert!(fdtable::is_closed(fd), "fd {fd}: Marking::Never marked it");
+            fdtable::mark_used(fd);
+        }
         plain_close(p[0]);
         plain_close(p[1]);
         close(Fd(sv[0])).unwrap();
@@ -515,7 +548,7 @@ mod tests {
     #[test]
     fn write_learns_kind_of_foreign_descriptors() {
         let p = plain_pipe();
-        assert_eq!(write(Fd(p[1]), UserIn::from_slice(b"abc")), Ok(3));
+        assert_eq!(write(Fd(p[1]), UserIn::from_slice(b"abc"), Marking::OnSuccess), Ok(3));
         assert_eq!(fdtable::write_kind(p[1]), WriteKind::Plain);
         let mut buf = [core::mem::MaybeUninit::uninit(); 8];
         assert_eq!(
@@ -533,7 +566,7 @@ mod tests {
         let mut sv = [-1; 2];
         for _ in 0..50 {
             let p = plain_pipe();
-            assert_eq!(write(Fd(p[1]), UserIn::from_slice(b"x")), Ok(1));
+            assert_eq!(write(Fd(p[1]), UserIn::from_slice(b"x"), Marking::OnSuccess), Ok(1));
             plain_close(p[0]);
             plain_close(p[1]);
             // SAFETY: sv has room for two descriptors.
@@ -562,7 +595,10 @@ mod tests {
             (sv[1], sv[0])
         };
         plain_close(peer);
-        assert_eq!(write(Fd(stale), UserIn::from_slice(b"x")), Err(Errno(libc::EPIPE)));
+        assert_eq!(
+            write(Fd(stale), UserIn::from_slice(b"x"), Marking::OnSuccess),
+            Err(Errno(libc::EPIPE))
+        );
         let iov = [iovec {
             iov_base: b"y".as_ptr() as *mut _,
             iov_len: 1,
@@ -581,7 +617,7 @@ mod tests {
         if child == 0 {
             // SAFETY: resetting SIGPIPE to its default action in the child.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-            let _ = write(Fd(p[1]), UserIn::from_slice(b"x"));
+            let _ = write(Fd(p[1]), UserIn::from_slice(b"x"), Marking::OnSuccess);
             // SAFETY: leaving the child without running the test harness's code.
             unsafe { libc::_exit(0) };
         }
@@ -602,9 +638,9 @@ mod tests {
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         assert!(efd >= 0);
         let value = 1u64.to_ne_bytes();
-        assert_eq!(write(Fd(efd), UserIn::from_slice(&value)), Ok(8));
+        assert_eq!(write(Fd(efd), UserIn::from_slice(&value), Marking::OnSuccess), Ok(8));
         assert!(matches!(fdtable::write_kind(efd), WriteKind::Legacy | WriteKind::Plain));
-        assert_eq!(write(Fd(efd), UserIn::from_slice(&value)), Ok(8));
+        assert_eq!(write(Fd(efd), UserIn::from_slice(&value), Marking::OnSuccess), Ok(8));
         plain_close(efd);
     }
 }

@@ -19,7 +19,7 @@ use libc::socklen_t;
 use crate::error::{Errno, Result};
 use crate::fdtable::{self, CloseTicket, WriteKind};
 use crate::mem::{UserAddr, UserAddrOut, UserIn, UserIov, UserMsg, UserMsgMut, UserOptOut, UserOut, UserPair};
-pub use crate::nosignal::{write, writev};
+pub use crate::nosignal::{Marking, write, writev};
 use crate::sys;
 
 /// A descriptor number lent by the caller.

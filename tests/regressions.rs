@@ -302,3 +302,56 @@ fn finding_getsockopt_passes_positive_kernel_returns_through() {
         "the kernel no longer returns a positive count here: the case tests nothing"
     );
 }
+
+/// Found by `fuzz/` (calls, a 15-minute campaign): after `ss_close(x)` and a
+/// plain `dup` that reuses the number `x`, an `ss_send_all(x, ...)` that
+/// moves some bytes and then fails with EAGAIN made the next `ss_close(x)`
+/// close the dup. Only a *successful* `ss_` call marks a number in use again
+/// (API.md safety default 3); the helper's inner writes succeeded, the call
+/// did not. Expected: `ss_close(x)` refused with -1/EBADF, the dup still open.
+#[test]
+fn finding_partial_send_all_does_not_unlock_a_closed_number() {
+    let report = run_forked(|| {
+        let mut sv = [-1; 2];
+        // SAFETY: `sv` has room for two descriptors.
+        let rc = unsafe {
+            ffi::ss_socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                0,
+                sv.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0);
+        let x = ffi::ss_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert_eq!(ffi::ss_close(x), 0);
+        // SAFETY: a plain dup of our own socket; it takes the lowest free number.
+        let d = unsafe { libc::dup(sv[0]) };
+        assert_eq!(d, x, "the dup reuses the closed number");
+        let big = vec![7u8; 8 << 20];
+        // SAFETY: a live buffer of the length given.
+        let r = unsafe { ffi::ss_send_all(d, big.as_ptr().cast(), big.len()) };
+        let e = errno();
+        let moved = ffi::ss_transferred();
+        assert_eq!((r, e), (-1, libc::EAGAIN));
+        assert!(moved > 0, "some bytes were moved before EAGAIN");
+        let closed = ffi::ss_close(d);
+        let e = errno();
+        // SAFETY: F_GETFD takes no pointer.
+        let still_open = unsafe { libc::fcntl(d, libc::F_GETFD) } >= 0;
+        // SAFETY: our own descriptors.
+        unsafe {
+            libc::close(d);
+        }
+        assert_eq!(ffi::ss_close(sv[0]), 0);
+        assert_eq!(ffi::ss_close(sv[1]), 0);
+        assert_eq!(
+            (closed, e),
+            (-1, libc::EBADF),
+            "the failed ss_send_all unlocked ss_close"
+        );
+        assert!(still_open, "the refused ss_close closed the dup");
+        String::new()
+    });
+    assert_eq!(report.ended, Ended::Exited(0), "{}", report.output);
+}

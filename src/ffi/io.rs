@@ -7,7 +7,7 @@ use libc::{iovec, msghdr, sockaddr, socklen_t, ssize_t};
 use super::boundary;
 use crate::call::{AddrArg, Call, CallName, Detail};
 use crate::mem::{UserAddr, UserAddrOut, UserIn, UserIov, UserMsg, UserMsgMut, UserOut};
-use crate::socket::{self, Fd};
+use crate::socket::{self, Fd, Marking};
 
 /// Reads up to `count` bytes, as `read(2)`. Returns the number read, 0 at end
 /// of stream (the peer closed or shut down writing), or -1 with `errno`.
@@ -41,7 +41,7 @@ pub unsafe extern "C" fn ss_write(fd: c_int, buf: *const c_void, count: usize) -
     // -1: the write marks the descriptor in use itself, without a second lookup.
     boundary(
         -1,
-        || socket::write(Fd(fd), from),
+        || socket::write(Fd(fd), from, Marking::OnSuccess),
         move |_| Call::on(CallName::Write, fd, Detail::Count(count)),
     )
 }

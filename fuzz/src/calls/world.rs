@@ -1402,8 +1402,9 @@ impl<'a> Run<'a> {
             // TCP_INFO, TCP_QUEUE_SEQ, TCP_TIMESTAMP, TCP_CC_INFO, TCP_SAVED_SYN,
             // TCP_REPAIR_WINDOW, TCP_ZEROCOPY_RECEIVE: clocks, sequence numbers, SYN headers
             libc::IPPROTO_TCP => matches!(name, 11 | 17 | 24 | 26 | 28 | 29 | 35),
-            // SO_ORIGINAL_DST
-            libc::IPPROTO_IP => name == 80,
+            // IP_PROTOCOL (for TCP and UDP the local port: each side's
+            // socket has its own), SO_ORIGINAL_DST
+            libc::IPPROTO_IP => matches!(name, 52 | 80),
             _ => false,
         };
         if volatile {
