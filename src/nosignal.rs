@@ -76,7 +76,12 @@ pub fn write(fd: Fd, buf: UserIn<'_>, marking: Marking) -> Result<usize> {
             result => result,
         };
     }
-    write_other(fd, buf, entry, marking).unpack()
+    // Two copies of the pipe path, so that neither tests `marking` at run time.
+    match marking {
+        Marking::OnSuccess => write_other::<true>(fd, buf, entry),
+        Marking::Never => write_other::<false>(fd, buf, entry),
+    }
+    .unpack()
 }
 
 /// [`write`] after `send` failed in a way that may mean the number no longer
@@ -91,7 +96,8 @@ fn write_stale(fd: Fd, buf: UserIn<'_>, first_error: Errno, entry_errno: Errno, 
 /// [`write`] to anything but a known stream socket: the steady state for
 /// pipes and files (one `pwritev2`) here, the rest in [`write_slow`].
 #[inline(never)]
-fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry, marking: Marking) -> PackedLen {
+fn write_other<const MARK: bool>(fd: Fd, buf: UserIn<'_>, entry: Entry) -> PackedLen {
+    let marking = if MARK { Marking::OnSuccess } else { Marking::Never };
     if buf.len != 0 && buf.len <= MAX_RW_COUNT && entry.write_kind() == WriteKind::Plain && rwf_nosignal_usable() {
         // Put back if the flag is refused and plain write must do.
         let entry_errno = Errno::last();
@@ -103,7 +109,7 @@ fn write_other(fd: Fd, buf: UserIn<'_>, entry: Entry, marking: Marking) -> Packe
         // the kernel only reads (as in `write`).
         return match unsafe { sys::pwritev2(fd.0, one.as_ptr(), 1, -1, RWF_NOSIGNAL) } {
             Ok(n) => {
-                if entry.is_closed() && marking == Marking::OnSuccess {
+                if MARK && entry.is_closed() {
                     fdtable::mark_used(fd.0);
                 }
                 PackedLen::pack(Ok(n))
