@@ -2,7 +2,7 @@
 //!
 //! C programs call the `ss_` functions exported from [`ffi`]; each converts its
 //! arguments, calls one function of the inner safe layer ([`socket`]) and
-//! reports the outcome through one boundary ([`ffi::boundary`]): the return
+//! reports the outcome through one boundary (`ffi::boundary`, crate-private): the return
 //! value and `errno` as libc would give them, a message for [`ffi::ss_last_error`]
 //! and, when `SAFESOCK_TRACE` is set, a trace line.
 //!

@@ -384,14 +384,15 @@ impl<'a> UserMsgMut<'a> {
     #[inline(always)]
     pub unsafe fn for_each_received_fd_after_success(&self, each: impl FnMut(c_int)) {
         // SAFETY: the kernel just updated this header (see the function
-        // contract); only the two fields that say whether control data came.
-        let (control, controllen) = unsafe {
-            (
-                core::ptr::read_unaligned(&raw const (*self.ptr).msg_control),
-                core::ptr::read_unaligned(&raw const (*self.ptr).msg_controllen),
-            )
-        };
-        if controllen != 0 && !control.is_null() {
+        // contract); the length first: with no control data it is 0 whatever
+        // buffer was offered.
+        let controllen = unsafe { core::ptr::read_unaligned(&raw const (*self.ptr).msg_controllen) };
+        if controllen == 0 {
+            return;
+        }
+        // SAFETY: as above.
+        let control = unsafe { core::ptr::read_unaligned(&raw const (*self.ptr).msg_control) };
+        if !control.is_null() {
             // SAFETY: as this function's contract.
             unsafe { self.walk_received_fds(each) }
         }

@@ -28,7 +28,7 @@ static SINK: AtomicI32 = AtomicI32::new(libc::STDERR_FILENO);
 
 /// Whether tracing is on (reads `SAFESOCK_TRACE` the first time).
 #[inline(always)]
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     match STATE.load(Ordering::Relaxed) {
         OFF => false,
         ON => true,
@@ -39,7 +39,7 @@ pub fn enabled() -> bool {
 /// Whether tracing may be on: false only once `SAFESOCK_TRACE` was read and
 /// found unset, so the hot path is one compare; [`enabled`] decides.
 #[inline(always)]
-pub fn may_be_on() -> bool {
+pub(crate) fn may_be_on() -> bool {
     STATE.load(Ordering::Relaxed) != OFF
 }
 

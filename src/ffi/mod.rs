@@ -116,7 +116,7 @@ impl From<Errno> for Reported {
 /// The success path is inlined into each exported function; everything a
 /// failure or a trace line needs happens out of line.
 #[inline(always)]
-pub fn boundary<T, R, E, D>(used_fd: c_int, body: impl FnOnce() -> Result<T, E>, describe: D) -> R
+pub(crate) fn boundary<T, R, E, D>(used_fd: c_int, body: impl FnOnce() -> Result<T, E>, describe: D) -> R
 where
     T: IntoC<R>,
     R: CReturn,
@@ -205,7 +205,7 @@ fn failed(describe: impl FnOnce(&mut Captured) -> Call, why: impl Into<Reported>
 /// Runs `body` for an exported function that cannot fail (pointers to static
 /// text, `void`), returning `fallback` if it panics.
 #[inline(always)]
-pub fn contained<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+pub(crate) fn contained<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
 
