@@ -112,6 +112,15 @@ impl<'a> UserIn<'a> {
         self.len == 0
     }
 
+    /// The buffer as one `iovec`, to hand to a vectored call (`pwritev2`).
+    #[inline(always)]
+    pub fn as_iovec(&self) -> libc::iovec {
+        libc::iovec {
+            iov_base: self.ptr.cast_mut(),
+            iov_len: self.len,
+        }
+    }
+
     /// The part after the first `n` bytes (`n` at most the length).
     pub fn skip(&self, n: usize) -> Self {
         let n = n.min(self.len);

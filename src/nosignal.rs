@@ -101,10 +101,7 @@ fn write_other<const MARK: bool>(fd: Fd, buf: UserIn<'_>, entry: Entry) -> Packe
     if buf.len != 0 && buf.len <= MAX_RW_COUNT && entry.write_kind() == WriteKind::Plain && rwf_nosignal_usable() {
         // Put back if the flag is refused and plain write must do.
         let entry_errno = Errno::last();
-        let one = [iovec {
-            iov_base: buf.ptr.cast_mut(),
-            iov_len: buf.len,
-        }];
+        let one = [buf.as_iovec()];
         // SAFETY: the array is a local; the buffer it names is caller memory
         // the kernel only reads (as in `write`).
         return match unsafe { sys::pwritev2(fd.0, one.as_ptr(), 1, -1, RWF_NOSIGNAL) } {
@@ -251,10 +248,7 @@ fn write_not_stream(fd: Fd, buf: UserIn<'_>) -> Result<usize> {
 /// [`pwritev_nosignal`] of one buffer.
 #[inline(always)]
 fn pwritev_one(fd: Fd, buf: UserIn<'_>) -> Option<Result<usize>> {
-    let one = [iovec {
-        iov_base: buf.ptr.cast_mut(),
-        iov_len: buf.len,
-    }];
+    let one = [buf.as_iovec()];
     // SAFETY: the array is a local; the buffer it names is caller memory the
     // kernel only reads (as in `write`).
     let iov = unsafe { UserIov::from_c(one.as_ptr(), 1) };
