@@ -156,6 +156,24 @@ fn address(s: &mut Source<'_>, buf: &mut [u8; 256], to_socket: bool, dead_port: 
     s.uint(&[0, 1, 2, 3, 15, 16, 17, 24, 28, 110, 111, 128, 129, 256, u32::MAX])
 }
 
+/// An address argument: the bytes [`address`] made or, one time in three,
+/// the wild pointer `wild`; with the length [`address`] chose.
+fn address_arg(
+    s: &mut Source<'_>,
+    buf: &mut [u8; 256],
+    to_socket: bool,
+    dead_port: u16,
+    wild: *mut c_void,
+) -> (*const sockaddr, socklen_t) {
+    let len = address(s, buf, to_socket, dead_port);
+    let ptr = if s.byte() % 3 == 0 {
+        wild.cast_const().cast()
+    } else {
+        buf.as_ptr().cast::<sockaddr>()
+    };
+    (ptr, len)
+}
+
 fn last_error() -> Vec<u8> {
     let p = safesock::ffi::ss_last_error();
     // SAFETY: ss_last_error returns a NUL-terminated string valid until the
@@ -327,32 +345,17 @@ fn call(s: &mut Source<'_>) {
     // the sockets are non-blocking, so nothing waits.
     let (name, ret): (&str, i64) = match op {
         0 => {
-            let l = address(s, &mut addr, is_sock, f.dead_port);
-            let a = if s.byte() % 3 == 0 {
-                p.cast_const().cast()
-            } else {
-                addr.as_ptr().cast::<sockaddr>()
-            };
+            let (a, l) = address_arg(s, &mut addr, is_sock, f.dead_port, p);
             // SAFETY: see above.
             ("ss_bind", i64::from(unsafe { safesock::ffi::ss_bind(fd, a, l) }))
         }
         1 => {
-            let l = address(s, &mut addr, is_sock, f.dead_port);
-            let a = if s.byte() % 3 == 0 {
-                p.cast_const().cast()
-            } else {
-                addr.as_ptr().cast::<sockaddr>()
-            };
+            let (a, l) = address_arg(s, &mut addr, is_sock, f.dead_port, p);
             // SAFETY: see above.
             ("ss_connect", i64::from(unsafe { safesock::ffi::ss_connect(fd, a, l) }))
         }
         2 => {
-            let l = address(s, &mut addr, is_sock, f.dead_port);
-            let a = if s.byte() % 3 == 0 {
-                p2.cast_const().cast()
-            } else {
-                addr.as_ptr().cast::<sockaddr>()
-            };
+            let (a, l) = address_arg(s, &mut addr, is_sock, f.dead_port, p2);
             // SAFETY: see above.
             ("ss_sendto", unsafe { safesock::ffi::ss_sendto(fd, p, n, flags, a, l) }
                 as i64)
