@@ -67,14 +67,7 @@ for t in $targets; do
   mkdir -p "fuzz/corpus-run/$t" "fuzz/artifacts/$t"
   log="fuzz/target/logs/$t.log"
   status=0
-  with_env_of "$t" "$(binary_of "$t")" \
-    -max_total_time="$seconds" \
-    -timeout=60 \
-    -rss_limit_mb=4096 \
-    -max_len="$(max_len_of "$t")" \
-    -print_final_stats=1 \
-    -artifact_prefix="fuzz/artifacts/$t/" \
-    "fuzz/corpus-run/$t" "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
+  run_fuzzer "$t" "$seconds" "fuzz/corpus-run/$t" "fuzz/corpus/$t" >"$log" 2>&1 || status=$?
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)

@@ -62,6 +62,22 @@ binary_of() {
   echo "$(target_dir_of "$1")/$triple/release/$1"
 }
 
+# Runs the fuzzer of target $1 for $2 seconds with the settings every run
+# shares (timeouts, memory limit, input size, where findings go); the rest
+# of the arguments are extra libFuzzer flags, then the corpus directories.
+run_fuzzer() {
+  local t="$1" seconds="$2"
+  shift 2
+  with_env_of "$t" "$(binary_of "$t")" \
+    -max_total_time="$seconds" \
+    -timeout=60 \
+    -rss_limit_mb=4096 \
+    -max_len="$(max_len_of "$t")" \
+    -print_final_stats=1 \
+    -artifact_prefix="fuzz/artifacts/$t/" \
+    "$@"
+}
+
 build_target() {
   cargo "+$toolchain" fuzz build --sanitizer "$(sanitizer_of "$1")" --target-dir "$(target_dir_of "$1")" "$1"
 }

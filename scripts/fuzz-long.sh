@@ -35,15 +35,9 @@ for t in $targets; do
   status=0
   seeds=("fuzz/corpus/$t")
   [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
-  with_env_of "$t" "$(binary_of "$t")" \
+  run_fuzzer "$t" "$seconds" \
     -fork="$jobs" \
     -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
-    -max_total_time="$seconds" \
-    -timeout=60 \
-    -rss_limit_mb=4096 \
-    -max_len="$(max_len_of "$t")" \
-    -print_final_stats=1 \
-    -artifact_prefix="fuzz/artifacts/$t/" \
     "fuzz/corpus-run/$t" "${seeds[@]}" >"$log" 2>&1 || status=$?
   grep -E ' cov: ' "$log" | tail -n 1 || true
   found=$(find "fuzz/artifacts/$t" -type f | wc -l)

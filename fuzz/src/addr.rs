@@ -22,7 +22,7 @@ use libc::{sockaddr, sockaddr_storage, socklen_t};
 use std::sync::OnceLock;
 
 use crate::arena::{Arena, CTRL_LEN, DATA_LEN};
-use crate::input::Source;
+use crate::input::{ADDRESS_FAMILIES, Source};
 
 fn arena() -> &'static Arena {
     static A: OnceLock<Arena> = OnceLock::new();
@@ -215,14 +215,7 @@ fn text_round_trip(text: &[u8]) {
 }
 
 fn bytes_round_trip(s: &mut Source<'_>) {
-    let family = s.pick(&[
-        libc::AF_INET as u16,
-        libc::AF_INET6 as u16,
-        libc::AF_UNIX as u16,
-        libc::AF_UNSPEC as u16,
-        libc::AF_PACKET as u16,
-        0xffff,
-    ]);
+    let family = s.pick(ADDRESS_FAMILIES);
     let len = s.uint(&[
         0,
         1,

@@ -10,6 +10,17 @@
 /// The selector byte that means "four raw bytes follow".
 pub const RAW: u8 = 0xff;
 
+/// Address families the `addr` and `messages` targets draw from: the ones
+/// safesock decodes, plus two it must refuse cleanly.
+pub const ADDRESS_FAMILIES: &[u16] = &[
+    libc::AF_INET as u16,
+    libc::AF_INET6 as u16,
+    libc::AF_UNIX as u16,
+    libc::AF_UNSPEC as u16,
+    libc::AF_PACKET as u16,
+    0xffff,
+];
+
 /// A cursor over fuzzer input.
 pub struct Source<'a> {
     data: &'a [u8],

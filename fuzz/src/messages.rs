@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use libc::{sockaddr, socklen_t};
 
 use crate::calls::api::{errno, set_errno};
-use crate::input::Source;
+use crate::input::{ADDRESS_FAMILIES, Source};
 
 const SENTINEL: c_int = 4242;
 
@@ -126,16 +126,18 @@ fn ptr(s: &mut Source<'_>, valid: *mut u8) -> *mut c_void {
     }
 }
 
+/// Option levels for `ss_getsockopt`/`ss_setsockopt`, and one no level has.
+const OPTION_LEVELS: &[c_int] = &[
+    libc::SOL_SOCKET,
+    libc::IPPROTO_TCP,
+    libc::IPPROTO_IP,
+    libc::IPPROTO_IPV6,
+    -1,
+];
+
 /// Address bytes: arbitrary, made loopback-only when they go to a socket.
 fn address(s: &mut Source<'_>, buf: &mut [u8; 256], to_socket: bool, dead_port: u16) -> socklen_t {
-    let family = s.pick(&[
-        libc::AF_INET as u16,
-        libc::AF_INET6 as u16,
-        libc::AF_UNIX as u16,
-        libc::AF_UNSPEC as u16,
-        libc::AF_PACKET as u16,
-        0xffff,
-    ]);
+    let family = s.pick(ADDRESS_FAMILIES);
     buf.fill(0);
     buf[..2].copy_from_slice(&family.to_ne_bytes());
     let body = s.bytes(126);
@@ -421,13 +423,7 @@ fn call(s: &mut Source<'_>) {
             i64::from(unsafe { safesock::ffi::ss_getpeername(fd, p.cast(), p2.cast()) }),
         ),
         17 => {
-            let level = s.int(&[
-                libc::SOL_SOCKET,
-                libc::IPPROTO_TCP,
-                libc::IPPROTO_IP,
-                libc::IPPROTO_IPV6,
-                -1,
-            ]);
+            let level = s.int(OPTION_LEVELS);
             let opt = i32::from(s.byte());
             // SAFETY: see above.
             let r = unsafe { safesock::ffi::ss_getsockopt(fd, level, opt, p, p2.cast()) };
@@ -437,13 +433,7 @@ fn call(s: &mut Source<'_>) {
             // Options are only set on descriptors that are not sockets
             // (or with an option no level knows): nothing may change how a
             // socket reaches the network.
-            let level = s.int(&[
-                libc::SOL_SOCKET,
-                libc::IPPROTO_TCP,
-                libc::IPPROTO_IP,
-                libc::IPPROTO_IPV6,
-                -1,
-            ]);
+            let level = s.int(OPTION_LEVELS);
             let opt = if is_sock { 0x7ead } else { i32::from(s.byte()) };
             let l = s.uint(&[0, 1, 4, 8, 64, u32::MAX]);
             // SAFETY: see above.
