@@ -58,8 +58,8 @@ pub enum Decoded<'a> {
 impl AddrCopy {
     /// An address of length 0.
     pub fn empty() -> Self {
-        // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
         AddrCopy {
+            // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
             storage: unsafe { core::mem::zeroed() },
             len: 0,
         }

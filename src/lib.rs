@@ -24,6 +24,8 @@
 //! - [`error`], [`message`], [`trace`]: errno names, the thread-local record of the
 //!   last failure, the text built from it on demand, and the trace sink.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod addr;
 pub mod call;
 pub mod error;

@@ -570,17 +570,15 @@ mod tests {
             plain_close(p[0]);
             plain_close(p[1]);
             // SAFETY: sv has room for two descriptors.
-            assert_eq!(
-                unsafe {
-                    libc::socketpair(
-                        libc::AF_UNIX,
-                        libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                        0,
-                        sv.as_mut_ptr(),
-                    )
-                },
-                0
-            );
+            let rc = unsafe {
+                libc::socketpair(
+                    libc::AF_UNIX,
+                    libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                    0,
+                    sv.as_mut_ptr(),
+                )
+            };
+            assert_eq!(rc, 0);
             if fdtable::write_kind(sv[0]) == WriteKind::Plain || fdtable::write_kind(sv[1]) == WriteKind::Plain {
                 break;
             }
